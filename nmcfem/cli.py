@@ -1,0 +1,136 @@
+"""Command-line interface: ``nmcfem run|mesh|validate-config|analyze`` (also ``run_sim.py``).
+
+Bad input ends with one line ``nmcfem: error: ...`` on standard error and exit status 2;
+under ``mpiexec`` every rank stops and only rank 0 speaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nmcfem import NmcfemError
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+DESCRIPTION = """\
+nmcfem: chemo-mechanics of a single NMC811 secondary particle (DOLFINx).
+
+Subcommands:
+  run CONFIG.yaml        build (or reuse) the mesh, run the simulation, then its analysis
+  mesh CONFIG.yaml       build (or reuse) the particle mesh and print its statistics
+  validate-config CONFIG.yaml
+                         check a config and print it resolved, with units (--defaults:
+                         print the schema defaults instead)
+  analyze RUN_DIR        compare a finished run's surface with measured maps
+
+`python run_sim.py CONFIG.yaml` is short for `run CONFIG.yaml`. Override any key with
+`--set section.key=value` (repeatable; values are YAML), e.g.
+  python run_sim.py configs/default.yaml --set geometry.n_grains=40 --set loading.c_rate=2
+Works the same under `mpiexec -n N`.
+"""
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML configuration file (e.g. configs/default.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key by its dotted path (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(prog="nmcfem", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a simulation and its analysis")
+    _add_config_args(p)
+    p.add_argument("--output-dir", help="run folder (default: output.directory/<name>)")
+
+    p = sub.add_parser("mesh", help="build or reuse the particle mesh; print statistics")
+    _add_config_args(p)
+
+    p = sub.add_parser("validate-config", help="validate a config and print it resolved")
+    p.add_argument("config", nargs="?", help="YAML configuration file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--defaults", action="store_true",
+                   help="print the schema defaults as commented YAML (configs/default.yaml)")
+
+    p = sub.add_parser("analyze", help="compare a run's simulated surface with measurements")
+    p.add_argument("run_dir", help="folder of a finished run (holds analysis_snapshot.npz)")
+    p.add_argument("--measured", nargs="+", default=None, metavar="FILE",
+                   help="measured images (two-energy pair, STXM .hdr, TXM .xrm)")
+    p.add_argument("--view", nargs=3, type=float, default=None, metavar=("VX", "VY", "VZ"),
+                   help="view direction from the particle to the detector")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override analysis settings, e.g. --set analysis.probing_depth=1e-8")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+    return parser
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    # `run_sim.py CONFIG.yaml ...` is shorthand for `run CONFIG.yaml ...`.
+    commands = {"run", "mesh", "validate-config", "analyze", "-h", "--help"}
+    if argv and argv[0] not in commands and not argv[0].startswith("-"):
+        return ["run", *argv]
+    return argv
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from nmcfem import config as cfgmod
+
+    if args.command == "validate-config":
+        if args.defaults:
+            print(cfgmod.commented_yaml())
+            return 0
+        if not args.config:
+            raise cfgmod.ConfigError("validate-config needs a CONFIG.yaml (or --defaults)")
+        cfg = cfgmod.load_config(args.config, args.overrides)
+        from nmcfem.parallel import log
+
+        log(f"# {args.config}: valid. Resolved configuration:\n{cfgmod.commented_yaml(cfg)}")
+        return 0
+    if args.command == "analyze":
+        from nmcfem.runner import analyze_command
+
+        return analyze_command(args.run_dir, args.measured, args.view, args.overrides, args.out)
+
+    cfg = cfgmod.load_config(args.config, args.overrides)
+    from nmcfem import runner
+
+    if args.command == "mesh":
+        runner.mesh_command(cfg)
+        return 0
+    status = runner.run_command(cfg, Path(args.config).stem, args.output_dir)
+    return 0 if status == "done" else EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``nmcfem`` and ``run_sim.py``; returns the process exit status."""
+    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return _dispatch(args)
+    except NmcfemError as exc:
+        _report(str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _report("interrupted")
+        return EXIT_FAILED
+
+
+def _report(message: str) -> None:
+    try:
+        from mpi4py import MPI
+
+        rank = MPI.COMM_WORLD.rank
+    except ImportError:  # pragma: no cover - mpi4py ships with the solver wheel
+        rank = 0
+    if rank == 0:
+        print(f"nmcfem: error: {message}", file=sys.stderr, flush=True)

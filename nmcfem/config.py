@@ -1,0 +1,705 @@
+"""Configuration schema: the single source of truth for every nmcfem parameter.
+
+Every section is a frozen dataclass; each field carries its unit, its meaning and its
+admissible range in the field metadata, so that validation, documentation and the
+``validate-config`` report all read the same place. Defaults are Supplementary Table 1
+of Li et al. ("Mutual modulation between surface chemistry and bulk microstructure
+within secondary particles of Ni-rich layered oxides") plus the documented assumptions
+of DESIGN.md section 2. SI units throughout: m, s, Pa, mol/m^3, J/m^2, K.
+
+Bad input never produces a traceback: :func:`load_config` raises :class:`ConfigError`
+whose message is one line naming the key, the value, what was expected and, for an
+unknown key, the closest known key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nmcfem import NmcfemError
+
+
+class ConfigError(NmcfemError, ValueError):
+    """A configuration value, key or file is invalid; the message says which and how to fix it."""
+
+
+def param(default: Any, unit: str, doc: str, *, lo: float | None = None, hi: float | None = None,
+          lo_open: bool = False, hi_open: bool = False, choices: tuple | None = None,
+          length: int | None = None, min_length: int | None = None) -> Any:
+    """Declare a config field with its unit, meaning and admissible range.
+
+    Parameters
+    ----------
+    default: default value (SI units).
+    unit: unit string shown in errors and docs ("m", "Pa", "-" for dimensionless).
+    doc: one-line meaning.
+    lo, hi: inclusive bounds (exclusive when ``lo_open``/``hi_open``); for lists, per item.
+    choices: admissible values for string fields.
+    length, min_length: exact / minimum length for list fields.
+    """
+    meta = dict(unit=unit, doc=doc, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open,
+                choices=choices, length=length, min_length=min_length)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: json.loads(json.dumps(d)), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def section(cls: type) -> Any:
+    """Declare a nested config section with its defaults."""
+    return field(default_factory=cls)
+
+
+# --- Geometry ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MeshSizes:
+    """Element-size controls of the particle mesh."""
+
+    grain_size: float = param(0.8e-6, "m", "target element size inside grains", lo=0, lo_open=True)
+    boundary_size: float = param(0.3e-6, "m", "element size on grain boundaries and the outer "
+                                 "surface (resolves the ~5 um cohesive length)", lo=0, lo_open=True)
+    shell_layers: int = param(2, "-", "element layers through the shell thickness", lo=1, hi=20)
+    order: int = param(1, "-", "geometric/FE order of the mesh", lo=1, hi=1)
+    optimize: bool = param(True, "-", "run gmsh's tetrahedral quality optimiser")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Secondary particle: Voronoi primary grains in a sphere, wrapped in a passivation shell."""
+
+    radius: float = param(5e-6, "m", "outer particle radius r (Supp. Table 1)", lo=0, lo_open=True,
+                          hi=1e-3)
+    n_grains: int = param(20, "-", "number of primary grains (Voronoi cells)", lo=1, hi=2000)
+    grain_seed: int = param(1, "-", "random seed of the Voronoi seed points", lo=0)
+    grain_points: list | None = param(None, "m", "explicit Voronoi seed points [[x,y,z],...] "
+                                      "(overrides grain_seed; length must equal n_grains)")
+    texture: str = param("random", "-", "grain c-axis texture",
+                         choices=("random", "radial", "tangential", "list"))
+    orientations: list | None = param(None, "-", "texture=list: per grain [nx, ny, nz, psi_deg] "
+                                      "(c-axis, in-plane angle in degrees)")
+    orientation_seed: int = param(2, "-", "random seed of the grain orientations", lo=0)
+    shell_thickness: float = param(10e-9, "m", "passivation (rock-salt) shell thickness h; 0 = "
+                                   "no shell (unknown in the paper: sweep it)", lo=0)
+    shell_cap_angle: float = param(180.0, "deg", "half-angle of the spherical cap covered by the "
+                                   "shell about +z (180 = full coverage)", lo=0, lo_open=True, hi=180)
+    mesh: MeshSizes = section(MeshSizes)
+
+
+# --- Materials ---------------------------------------------------------------------------------
+
+# Maerker et al., Chem. Mater. 31, 2545 (2019): operando XRD lattice strain of NMC811 relative to
+# x = 1 (DESIGN.md section 2 table), percent converted to fractions.
+_STRAIN_X = [1.00, 0.90, 0.80, 0.70, 0.60, 0.50, 0.40, 0.35, 0.30, 0.25, 0.20, 0.15, 0.12]
+_STRAIN_A = [0.0, -0.0016, -0.0051, -0.0074, -0.0102, -0.0137, -0.0170, -0.0180, -0.0189,
+             -0.0193, -0.0199, -0.0203, -0.0205]
+_STRAIN_C = [0.0, 0.0015, 0.0048, 0.0079, 0.0122, 0.0167, 0.0202, 0.0205, 0.0193, 0.0161,
+             0.0087, -0.0032, -0.0130]
+
+
+@dataclass(frozen=True)
+class ChemicalStrain:
+    """Li-content-driven lattice strain of the layered grains in the crystal frame."""
+
+    law: str = param("table", "-", "table: piecewise linear in x from strain_x/eps_a/eps_c; "
+                     "linear: eps = beta (x - 1) isotropic (verification)",
+                     choices=("table", "linear"))
+    strain_x: list = param(_STRAIN_X, "-", "Li fraction x of the strain table (descending)",
+                           lo=0, hi=1, min_length=2)
+    eps_a: list = param(_STRAIN_A, "-", "in-plane (a) lattice strain at strain_x, relative to x=1",
+                        lo=-0.2, hi=0.2, min_length=2)
+    eps_c: list = param(_STRAIN_C, "-", "c-axis lattice strain at strain_x, relative to x=1",
+                        lo=-0.2, hi=0.2, min_length=2)
+    beta: float = param(0.01, "-", "law=linear: strain per unit change of x", lo=-1, hi=1)
+
+
+@dataclass(frozen=True)
+class GrainMaterial:
+    """Hexagonal (layered R-3m, treated as transversely isotropic) NMC811 primary grains."""
+
+    C11: float = param(259e9, "Pa", "elastic constant C11 (Supp. Table 1)", lo=0, lo_open=True)
+    C12: float = param(107e9, "Pa", "elastic constant C12 (Supp. Table 1)")
+    C13: float = param(75e9, "Pa", "elastic constant C13 (Supp. Table 1)")
+    C33: float = param(194e9, "Pa", "elastic constant C33 (Supp. Table 1)", lo=0, lo_open=True)
+    C44: float = param(59e9, "Pa", "elastic constant C44 (Supp. Table 1)", lo=0, lo_open=True)
+    D_ab: float = param(7e-15, "m^2/s", "Li diffusivity in the ab (layer) plane (Supp. Table 1)",
+                        lo=0, lo_open=True)
+    D_c: float = param(7e-16, "m^2/s", "Li diffusivity along c (Supp. Table 1)", lo=0, lo_open=True)
+    c_max: float = param(63887.0, "mol/m^3", "maximum Li concentration (Supp. Table 1)", lo=0,
+                         lo_open=True)
+    chemical_strain: ChemicalStrain = section(ChemicalStrain)
+
+
+@dataclass(frozen=True)
+class ShellMaterial:
+    """Isotropic rock-salt surface passivation layer (no chemical strain)."""
+
+    E: float = param(190e9, "Pa", "Young's modulus of the passivation layer (Supp. Table 1)",
+                     lo=0, lo_open=True)
+    nu: float = param(0.35, "-", "Poisson's ratio of the passivation layer (Supp. Table 1)",
+                      lo=-1, hi=0.5, lo_open=True, hi_open=True)
+    D_L: float = param(7e-17, "m^2/s", "Li diffusivity in the passivation layer (Supp. Table 1)",
+                       lo=0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class Materials:
+    """Material parameters of grains and shell."""
+
+    grain: GrainMaterial = section(GrainMaterial)
+    shell: ShellMaterial = section(ShellMaterial)
+
+
+# --- Cohesive zone -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InterfaceFamily:
+    """Traction-separation parameters of one family of interfaces."""
+
+    enabled: bool = param(True, "-", "insert cohesive interfaces on this family")
+    strength: float = param(200e6, "Pa", "normal strength t_n (Supp. Table 1)", lo=0, lo_open=True)
+    toughness: float = param(1.0, "J/m^2", "fracture toughness G_c (Supp. Table 1)", lo=0,
+                             lo_open=True)
+
+
+@dataclass(frozen=True)
+class Cohesive:
+    """Cohesive-zone model on grain boundaries and the shell/core interface."""
+
+    enabled: bool = param(True, "-", "master switch for cohesive cracking")
+    law: str = param("bilinear", "-", "traction-separation law", choices=("bilinear", "exponential"))
+    grain_boundary: InterfaceFamily = section(InterfaceFamily)
+    shell_interface: InterfaceFamily = section(InterfaceFamily)
+    shear_weight: float = param(1.0, "-", "beta in the effective opening "
+                                "sqrt(<dn>^2 + beta^2 dt^2)", lo=0)
+    mixed_mode: str = param("effective", "-", "mixed-mode criterion",
+                            choices=("effective", "benzeggagh-kenane"))
+    bk_exponent: float = param(2.0, "-", "Benzeggagh-Kenane exponent eta", lo=0, lo_open=True)
+    shear_toughness_ratio: float = param(1.0, "-", "G_IIc / G_Ic for Benzeggagh-Kenane", lo=0,
+                                         lo_open=True)
+    initial_stiffness_factor: float = param(50.0, "-", "initial (penalty) stiffness K0 = factor * "
+                                            "t_n / delta_f", lo=1)
+    contact_stiffness_factor: float = param(1.0, "-", "compressive penalty stiffness relative to K0",
+                                            lo=0, lo_open=True)
+    residual_stiffness: float = param(1e-6, "-", "stiffness kept by a fully broken interface, "
+                                      "relative to K0", lo=0, hi=1e-2)
+    viscosity: float = param(0.0, "s", "viscous regularisation time (0 = off)", lo=0)
+    max_damage_increment: float = param(0.2, "-", "largest damage growth allowed in one step",
+                                        lo=0, lo_open=True, hi=1)
+    crack_blocks_flux: bool = param(True, "-", "a damaged interface throttles Li flux across it")
+    open_crack_reacts: bool = param(False, "-", "crack faces open to the outside react like the "
+                                    "outer surface (electrolyte penetration)")
+
+
+# --- Loading and time stepping -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Loading:
+    """Electrochemical loading of the particle."""
+
+    mode: str = param("galvanostatic", "-", "galvanostatic (C-rate flux) or potentiostatic "
+                      "(fixed surface x)", choices=("galvanostatic", "potentiostatic"))
+    direction: str = param("charge", "-", "charge = delithiation, discharge = lithiation",
+                           choices=("charge", "discharge"))
+    c_rate: float = param(1.0, "1/h", "C-rate k: surface flux j = k c_max V / (A * 3600 s)",
+                          lo=0, lo_open=True, hi=1000)
+    x_initial: float = param(1.0, "-", "initial Li fraction x0 = c/c_max", lo=0, hi=1)
+    x_end: float = param(0.25, "-", "cut-off mean Li fraction", lo=0, hi=1)
+    surface_x: float = param(0.25, "-", "potentiostatic: imposed surface Li fraction", lo=0, hi=1)
+    t_end: float | None = param(None, "s", "final time (null: run to the cut-off)", lo=0,
+                                lo_open=True)
+    stress_assisted: bool = param(False, "-", "add the stress-assisted flux -D c Omega/(R T) "
+                                  "grad(sigma_h)")
+    partial_molar_volume: float = param(3.5e-6, "m^3/mol", "Omega for stress-assisted diffusion",
+                                        lo=0)
+    temperature: float = param(298.15, "K", "temperature", lo=0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class TimeStepping:
+    """Adaptive backward-Euler time stepping."""
+
+    scheme: str = param("backward_euler", "-", "time integrator", choices=("backward_euler", "bdf2"))
+    dt_initial: float = param(1.0, "s", "first time step", lo=0, lo_open=True)
+    dt_min: float = param(1e-3, "s", "smallest time step before giving up", lo=0, lo_open=True)
+    dt_max: float = param(60.0, "s", "largest time step", lo=0, lo_open=True)
+    dx_target: float = param(0.01, "-", "target largest change of Li fraction per step", lo=0,
+                             lo_open=True, hi=1)
+    growth: float = param(1.5, "-", "step growth factor after an easy step", lo=1, hi=10)
+    cutback: float = param(0.5, "-", "step reduction factor after a failure", lo=0, hi=1,
+                           lo_open=True, hi_open=True)
+    max_retries: int = param(8, "-", "failed attempts allowed for one step", lo=0, hi=100)
+    max_steps: int = param(100000, "-", "hard cap on the number of steps", lo=1)
+    coupling_tol: float = param(1e-6, "-", "relative tolerance of the staggered c<->u iteration",
+                                lo=0, lo_open=True)
+    max_coupling_iters: int = param(1, "-", "staggered iterations per step (1 = one pass)", lo=1,
+                                    hi=100)
+
+
+@dataclass(frozen=True)
+class Solver:
+    """PETSc options of each sub-problem (plain dicts; scalable defaults)."""
+
+    elasticity: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10,
+                              "ksp_max_it": 1000, "pc_gamg_coarse_eq_limit": 1000,
+                              "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi"},
+                             "-", "PETSc options for the elasticity solve")
+    diffusion: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-12,
+                             "ksp_max_it": 1000}, "-", "PETSc options for the Li transport solve")
+    nonlinear: dict = param({"snes_type": "newtonls", "snes_linesearch_type": "bt",
+                             "snes_rtol": 1e-8, "snes_atol": 1e-10, "snes_max_it": 25}, "-",
+                            "PETSc SNES options when cohesive cracking makes the step nonlinear")
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and what a run writes."""
+
+    directory: str = param("runs", "-", "parent folder of run folders (relative to the CWD)")
+    name: str | None = param(None, "-", "run folder name (null: config name + geometry hash)")
+    mesh_cache: str = param("meshes", "-", "folder of the mesh cache")
+    fields_every: int = param(10, "-", "write fields every N steps (and at the end)", lo=1)
+    field_format: str = param("vtx", "-", "ParaView field format", choices=("vtx", "xdmf"))
+    checkpoint_every: int = param(0, "-", "checkpoint every N steps (0 = off)", lo=0)
+    snapshot_depths: list = param([0.0, 2.5e-9, 5e-9, 7.5e-9, 10e-9, 12.5e-9, 15e-9, 20e-9,
+                                   30e-9, 50e-9], "m", "depths below the surface sampled into the "
+                                  "analysis snapshot", lo=0, min_length=1)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Comparison of the simulated surface with measured Ni-valence maps."""
+
+    enabled: bool = param(True, "-", "run the analysis at the end of `run`")
+    energy_a: float = param(854.0, "eV", "lower photon energy of the TEY ratio (Supp. Fig. 1)",
+                            lo=0, lo_open=True)
+    energy_b: float = param(856.2, "eV", "upper photon energy of the TEY ratio (Supp. Fig. 1)",
+                            lo=0, lo_open=True)
+    probing_depth: float = param(5e-9, "m", "exponential decay depth of the TEY signal "
+                                 "(soft X-ray TEY probes ~5-13 nm)", lo=0, lo_open=True)
+    view_direction: list = param([0.0, 0.0, 1.0], "-", "direction from the particle to the "
+                                 "detector", length=3)
+    pixel_size: float = param(27.2e-9, "m", "pixel size of the rendered map", lo=0, lo_open=True)
+    field_of_view: int = param(400, "px", "rendered map size (pixels per side; 400 x 27.2 nm covers a 10 um particle)", lo=8, hi=8192)
+    probe_fwhm: float = param(30e-9, "m", "probe blur FWHM (0 = none)", lo=0)
+    cone_angles: list = param([5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0], "deg",
+                              "cone opening angles of the surface/bulk correlation (Supp. Fig. 4)",
+                              lo=0, lo_open=True, hi=90, min_length=1)
+    valence_calibration: list | None = param(None, "-", "two [xi, valence] pairs for the "
+                                             "ratio->valence map (null: fit)")
+    measured: list = param([], "-", "measured image files to compare with")
+    figures: bool = param(True, "-", "write figures (PNG and SVG)")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Defaults of parameter sweeps (the sweep file names its own axes)."""
+
+    ranks_per_case: int = param(1, "-", "MPI ranks per case when a sweep runs cases concurrently",
+                                lo=1)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete nmcfem run configuration."""
+
+    geometry: Geometry = section(Geometry)
+    materials: Materials = section(Materials)
+    cohesive: Cohesive = section(Cohesive)
+    loading: Loading = section(Loading)
+    time: TimeStepping = section(TimeStepping)
+    solver: Solver = section(Solver)
+    output: Output = section(Output)
+    analysis: Analysis = section(Analysis)
+    sweep: Sweep = section(Sweep)
+
+
+# --- Building from plain data ------------------------------------------------------------------
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
+
+
+def _fmt(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _check_number(path: str, value: Any, meta: dict, want_int: bool) -> float | int:
+    unit = meta.get("unit", "-")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # PyYAML reads 5e-6 (no dot) as a string: accept numeric strings, refuse the rest.
+        number = None
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if number is None:
+            kind = "an integer" if want_int else "a number"
+            raise ConfigError(f"{path}: expected {kind} in {unit}, got {_fmt(value)}")
+        value = number
+    if want_int:
+        if float(value) != int(value):
+            raise ConfigError(f"{path}: expected an integer, got {_fmt(value)}")
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number in {unit}, got {_fmt(value)}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    bad_lo = lo is not None and (value <= lo if meta.get("lo_open") else value < lo)
+    bad_hi = hi is not None and (value >= hi if meta.get("hi_open") else value > hi)
+    if bad_lo or bad_hi:
+        left = "(" if meta.get("lo_open") else "["
+        right = ")" if meta.get("hi_open") else "]"
+        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+        raise ConfigError(f"{path} = {_fmt(value)} {unit} is out of range: expected a value in "
+                          f"{rng} {unit} ({meta.get('doc', '')})")
+    return value
+
+
+def _convert(path: str, tp: Any, value: Any, meta: dict) -> Any:
+    """Check ``value`` against the annotated type ``tp`` and return it normalised."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(tp)
+    if value is None:
+        raise ConfigError(f"{path}: a value is required ({meta.get('doc', '')}), got null")
+    if _is_dataclass_type(tp):
+        return _build(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {_fmt(value)}")
+        return value
+    if tp is int:
+        return _check_number(path, value, meta, want_int=True)
+    if tp is float:
+        return _check_number(path, value, meta, want_int=False)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {_fmt(value)}")
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{path} = {_fmt(value)} is not allowed: expected one of "
+                              f"{', '.join(choices)}{hint}")
+        return value
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping of options, got {_fmt(value)}")
+        return dict(value)
+    if tp is list or origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {_fmt(value)}")
+        n, nmin = meta.get("length"), meta.get("min_length")
+        if n is not None and len(value) != n:
+            raise ConfigError(f"{path}: expected a list of {n} values, got {len(value)}")
+        if nmin is not None and len(value) < nmin:
+            raise ConfigError(f"{path}: expected at least {nmin} values, got {len(value)}")
+        if meta.get("lo") is not None or meta.get("hi") is not None:
+            return [_check_number(f"{path}[{i}]", v, meta, want_int=False)
+                    for i, v in enumerate(value)]
+        return list(value)
+    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - schema bug
+
+
+def _build(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, checking keys, types and ranges."""
+    where = prefix or "top level"
+    if isinstance(data, cls):
+        return data
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {_fmt(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"unknown key '{path}': {_suggest(str(key), list(fields))}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            path = f"{prefix}.{name}" if prefix else name
+            kwargs[name] = _convert(path, hints[name], data[name], dict(f.metadata))
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict:
+    """Plain nested dict of a config (or a section), suitable for YAML/JSON."""
+    return dataclasses.asdict(obj)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, val in over.items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], val)
+        else:
+            out[key] = val
+    return out
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set geometry.n_grains=30")
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: the key must be a dotted path like loading.c_rate")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
+    """Merge ``--set a.b=v`` overrides (values parsed as YAML) into plain config data."""
+    for item in overrides or []:
+        parts, value = _parse_override(item)
+        nested: Any = value
+        for part in reversed(parts):
+            nested = {part: nested}
+        data = _merge(data, nested)
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping from ``path`` with errors that name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        hint = " (it is a folder)" if path.is_dir() else ""
+        raise ConfigError(f"config file '{path}' not found{hint}: give the path of a YAML file, "
+                          f"e.g. configs/default.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file '{path}': YAML syntax error{at}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{path}' is not a text file: give a YAML file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}': expected a mapping of sections at the top "
+                          f"level, got {_fmt(data)}")
+    return data
+
+
+def from_dict(data: dict) -> Config:
+    """Build and fully validate a :class:`Config` from plain nested data."""
+    cfg = _build(Config, data)
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file (None: schema defaults), apply ``--set`` overrides, validate.
+
+    Parameters
+    ----------
+    path: YAML file; missing sections/keys take the schema defaults.
+    overrides: list of "dotted.key=value" strings, values parsed as YAML.
+    """
+    data = read_yaml(path) if path is not None else {}
+    return from_dict(apply_overrides(data, overrides))
+
+
+def replace(cfg: Config, overrides: list[str]) -> Config:
+    """Return a validated copy of ``cfg`` with ``--set``-style overrides applied."""
+    return from_dict(apply_overrides(to_dict(cfg), overrides))
+
+
+# --- Cross-field consistency -------------------------------------------------------------------
+
+def validate(cfg: Config) -> None:
+    """Check relations between fields that single-field ranges cannot express."""
+    g, m, ld, ts = cfg.geometry, cfg.materials, cfg.loading, cfg.time
+    if g.shell_thickness >= 0.5 * g.radius:
+        raise ConfigError(f"geometry.shell_thickness = {g.shell_thickness} m is not thin compared "
+                          f"with geometry.radius = {g.radius} m: expected < radius/2")
+    if g.mesh.boundary_size > g.mesh.grain_size:
+        raise ConfigError(f"geometry.mesh.boundary_size = {g.mesh.boundary_size} m exceeds "
+                          f"geometry.mesh.grain_size = {g.mesh.grain_size} m: boundaries are "
+                          f"meshed finer than grains, not coarser")
+    if g.mesh.grain_size > g.radius:
+        raise ConfigError(f"geometry.mesh.grain_size = {g.mesh.grain_size} m is larger than the "
+                          f"particle radius {g.radius} m: choose a size <= radius/3")
+    if g.grain_points is not None:
+        pts = g.grain_points
+        if len(pts) != g.n_grains or any(not isinstance(p, (list, tuple)) or len(p) != 3
+                                         for p in pts):
+            raise ConfigError(f"geometry.grain_points: expected {g.n_grains} points [x, y, z] in m "
+                              f"(geometry.n_grains), got {_fmt(pts)}")
+        for i, p in enumerate(pts):
+            coords = [_check_number(f"geometry.grain_points[{i}]", v, {"unit": "m"}, False)
+                      for v in p]
+            if math.sqrt(sum(v * v for v in coords)) >= g.radius:
+                raise ConfigError(f"geometry.grain_points[{i}] = {p} lies outside the particle "
+                                  f"(radius {g.radius} m)")
+    if g.texture == "list":
+        ori = g.orientations
+        if ori is None or len(ori) != g.n_grains:
+            raise ConfigError(f"geometry.orientations: texture 'list' needs {g.n_grains} entries "
+                              f"[nx, ny, nz, psi_deg] (one per grain), got {_fmt(ori)}")
+        for i, o in enumerate(ori):
+            if not isinstance(o, (list, tuple)) or len(o) not in (3, 4):
+                raise ConfigError(f"geometry.orientations[{i}] = {_fmt(o)}: expected "
+                                  f"[nx, ny, nz] or [nx, ny, nz, psi_deg]")
+            vals = [_check_number(f"geometry.orientations[{i}]", v, {"unit": "-"}, False)
+                    for v in o]
+            if math.sqrt(sum(v * v for v in vals[:3])) < 1e-12:
+                raise ConfigError(f"geometry.orientations[{i}] = {o}: the c-axis must be non-zero")
+    elif g.orientations is not None:
+        raise ConfigError(f"geometry.orientations is given but geometry.texture = '{g.texture}': "
+                          f"set texture: list to use explicit orientations, or remove them")
+
+    grain = m.grain
+    # Positive definiteness of the transversely isotropic stiffness (Born stability criteria).
+    if not (grain.C11 > abs(grain.C12) and grain.C44 > 0
+            and (grain.C11 + grain.C12) * grain.C33 > 2 * grain.C13 ** 2):
+        raise ConfigError(f"materials.grain: C11={grain.C11}, C12={grain.C12}, C13={grain.C13}, "
+                          f"C33={grain.C33}, C44={grain.C44} Pa is not a stable (positive "
+                          f"definite) hexagonal stiffness: need C11>|C12|, C44>0, "
+                          f"(C11+C12)C33>2 C13^2")
+    cs = grain.chemical_strain
+    if not (len(cs.strain_x) == len(cs.eps_a) == len(cs.eps_c)):
+        raise ConfigError(f"materials.grain.chemical_strain: strain_x, eps_a, eps_c must have equal "
+                          f"lengths, got {len(cs.strain_x)}, {len(cs.eps_a)}, {len(cs.eps_c)}")
+    if any(b >= a for a, b in zip(cs.strain_x, cs.strain_x[1:])):
+        raise ConfigError(f"materials.grain.chemical_strain.strain_x = {_fmt(cs.strain_x)}: "
+                          f"expected strictly descending Li fractions")
+    lo_x, hi_x = min(ld.x_initial, ld.x_end), max(ld.x_initial, ld.x_end)
+    if cs.law == "table" and (lo_x < min(cs.strain_x) - 1e-12 or hi_x > max(cs.strain_x) + 1e-12):
+        raise ConfigError(f"loading: x from {ld.x_initial} to {ld.x_end} leaves the chemical-strain "
+                          f"table range [{min(cs.strain_x)}, {max(cs.strain_x)}]: extend "
+                          f"materials.grain.chemical_strain or change loading.x_end")
+
+    if ld.mode == "galvanostatic":
+        if ld.direction == "charge" and not ld.x_end < ld.x_initial:
+            raise ConfigError(f"loading.x_end = {ld.x_end} must be below loading.x_initial = "
+                              f"{ld.x_initial} for a charge (delithiation)")
+        if ld.direction == "discharge" and not ld.x_end > ld.x_initial:
+            raise ConfigError(f"loading.x_end = {ld.x_end} must be above loading.x_initial = "
+                              f"{ld.x_initial} for a discharge (lithiation)")
+        if ld.direction == "charge" and ld.x_end <= 0:
+            raise ConfigError("loading.x_end = 0: a galvanostatic charge cannot empty the particle "
+                              "completely; choose x_end > 0")
+    elif ld.t_end is None:
+        raise ConfigError("loading.t_end is null but loading.mode = 'potentiostatic' has no "
+                          "cut-off: give loading.t_end in s")
+    elif ld.surface_x == ld.x_initial:
+        raise ConfigError(f"loading.surface_x = {ld.surface_x} equals loading.x_initial: a "
+                          f"potentiostatic step needs a different surface value")
+
+    if not ts.dt_min <= ts.dt_initial <= ts.dt_max:
+        raise ConfigError(f"time: expected dt_min <= dt_initial <= dt_max, got {ts.dt_min} s, "
+                          f"{ts.dt_initial} s, {ts.dt_max} s")
+    a = cfg.analysis
+    if sum(v * v for v in a.view_direction) < 1e-24:
+        raise ConfigError("analysis.view_direction = [0, 0, 0]: give a non-zero direction")
+    if a.energy_a == a.energy_b:
+        raise ConfigError(f"analysis.energy_a = analysis.energy_b = {a.energy_a} eV: the ratio "
+                          f"needs two different energies")
+    if a.valence_calibration is not None:
+        vc = a.valence_calibration
+        if len(vc) != 2 or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in vc):
+            raise ConfigError(f"analysis.valence_calibration = {_fmt(vc)}: expected two pairs "
+                              f"[[xi_1, v_1], [xi_2, v_2]] or null")
+
+
+# --- Hashing -----------------------------------------------------------------------------------
+
+def section_hash(obj: Any, length: int = 12) -> str:
+    """Stable hex digest of a config section (used to key mesh caches and run folders)."""
+    text = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str, Any]]:
+    """List every leaf key as (dotted key, unit, meaning, default), for docs and error hints."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}.{f.name}" if prefix else f.name
+        tp = hints[f.name]
+        if _is_dataclass_type(tp):
+            rows.extend(describe(tp, path))
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((path, f.metadata.get("unit", "-"), f.metadata.get("doc", ""), default))
+    return rows
+
+
+def _yaml_float(v: float) -> str:
+    # PyYAML (YAML 1.1) reads an exponent number as a float only when it has a dot.
+    text = f"{v:.10g}"
+    if "e" in text and "." not in text.split("e")[0]:
+        mant, exp = text.split("e")
+        text = f"{mant}.0e{exp}"
+    elif "e" not in text and "." not in text and "n" not in text:
+        text += ".0"
+    return text
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, float):
+        return _yaml_float(value)
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return "[" + ", ".join(_yaml_float(v) for v in value) + "]"
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return text[:-4].strip() if text.endswith("\n...") or text.endswith(" ...") else text
+
+
+def commented_yaml(obj: Any = None, indent: int = 0) -> str:
+    """YAML text of a config (default: schema defaults) with the unit and meaning of every key.
+
+    Parameters
+    ----------
+    obj: a :class:`Config` or section instance.
+    indent: indentation (spaces) of this level.
+    """
+    obj = Config() if obj is None else obj
+    lines = []
+    pad = " " * indent
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if _is_dataclass_type(hints[f.name]):
+            doc = (type(value).__doc__ or "").strip().splitlines()[0]
+            lines.append(f"{pad}{f.name}:  # {doc}")
+            lines.append(commented_yaml(value, indent + 2))
+            continue
+        comment = f"# [{f.metadata.get('unit', '-')}] {f.metadata.get('doc', '')}"
+        if isinstance(value, dict) and value:
+            lines.append(f"{pad}{f.name}:  {comment}")
+            for key, val in value.items():
+                lines.append(f"{pad}  {key}: {_yaml_scalar(val)}")
+        else:
+            lines.append(f"{pad}{f.name}: {_yaml_scalar(value)}  {comment}")
+    return "\n".join(lines)

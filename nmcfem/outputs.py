@@ -1,0 +1,235 @@
+"""Run-folder outputs: atomic files, the time-series CSV, the manifest and ParaView fields.
+
+Files are written by rank 0 (small files) or collectively (field files); every small file is
+written to a temporary name in the same folder and moved into place with ``os.replace``, so a
+reader (or a resumed sweep) never sees a half-written result. The manifest is written last: a
+run is complete only when its manifest says ``"status": "done"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from nmcfem import __version__
+from nmcfem.config import Config, to_dict
+
+MANIFEST = "manifest.json"
+SERIES = "series.csv"
+CONFIG_COPY = "config.yaml"
+SNAPSHOT = "analysis_snapshot.npz"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    Parameters
+    ----------
+    path: destination file.
+    data: file contents.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (NumPy scalars/arrays allowed)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def atomic_save_npz(path: str | Path, **arrays: Any) -> None:
+    """Save arrays as a compressed ``.npz`` file atomically."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of nmcfem and of the numerical stack, for the manifest."""
+    versions = {"nmcfem": __version__, "python": sys.version.split()[0]}
+    for name in ("dolfinx", "basix", "ufl", "ffcx", "petsc4py", "mpi4py", "gmsh", "numpy"):
+        try:
+            module = __import__(name)
+            versions[name] = str(getattr(module, "__version__", "unknown"))
+        except ImportError:
+            continue
+    try:
+        from petsc4py import PETSc
+
+        versions["petsc"] = ".".join(str(v) for v in PETSc.Sys.getVersion())
+    except ImportError:
+        pass
+    versions["mpi"] = MPI.Get_library_version().splitlines()[0].strip()
+    return versions
+
+
+class RunFolder:
+    """One run's output folder: series CSV, manifest, fields and snapshot; rank-0 file writes.
+
+    Parameters
+    ----------
+    path: folder of this run (created).
+    cfg: resolved configuration (copied into the folder).
+    comm: communicator of the run.
+    """
+
+    def __init__(self, path: str | Path, cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD):
+        self.path = Path(path)
+        self.cfg = cfg
+        self.comm = comm
+        self.rows: list[dict[str, Any]] = []
+        self.timings: dict[str, float] = {}
+        self.info: dict[str, Any] = {}
+        self._writers: list[Any] = []
+        self._started = time.time()
+        if self.root:
+            self.path.mkdir(parents=True, exist_ok=True)
+            import yaml
+
+            atomic_write_text(self.path / CONFIG_COPY,
+                              yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        comm.barrier()
+
+    @property
+    def root(self) -> bool:
+        """True on the rank that writes small files."""
+        return self.comm.rank == 0
+
+    def add_timing(self, phase: str, seconds: float) -> None:
+        """Accumulate wall time ``seconds`` (s) spent in ``phase``."""
+        self.timings[phase] = self.timings.get(phase, 0.0) + seconds
+
+    def append_row(self, row: dict[str, Any]) -> None:
+        """Append one time-series row (keys carry units, e.g. ``time [s]``) and rewrite the CSV."""
+        self.rows.append(dict(row))
+        if self.root:
+            columns: list[str] = []
+            for r in self.rows:
+                columns.extend(k for k in r if k not in columns)
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            for r in self.rows:
+                writer.writerow({k: _csv_value(v) for k, v in r.items()})
+            atomic_write_text(self.path / SERIES, buf.getvalue())
+
+    def write_manifest(self, status: str, **extra: Any) -> None:
+        """Write ``manifest.json`` (config, versions, ranks, timings, status) atomically.
+
+        Parameters
+        ----------
+        status: "running", "done" or "failed".
+        extra: further entries (e.g. ``error``, ``summary``, ``mesh``).
+        """
+        self.info.update(extra)
+        if not self.root:
+            return
+        manifest = {
+            "status": status,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._started)),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "wall_time [s]": time.time() - self._started,
+            "ranks": self.comm.size,
+            "host": socket.gethostname(),
+            "platform": platform.platform(),
+            "versions": software_versions(),
+            "timings [s]": self.timings,
+            **self.info,
+            "config": to_dict(self.cfg),
+        }
+        atomic_write_json(self.path / MANIFEST, manifest)
+
+    def write_fields(self, functions: dict[str, Any], t: float) -> None:
+        """Write dolfinx Functions for ParaView at time ``t`` (s), collectively.
+
+        VTX (ADIOS2) needs one element type per file, so functions are grouped by element;
+        XDMF is used when configured or when ADIOS2 is absent.
+        """
+        import dolfinx.io
+
+        if not self._writers:
+            fmt = self.cfg.output.field_format
+            if fmt == "vtx" and not dolfinx.io.has_adios2:
+                fmt = "xdmf"
+            groups: dict[str, list[Any]] = {}
+            for name, f in functions.items():
+                f.name = name
+                groups.setdefault(_element_key(f), []).append(f)
+            folder = self.path / "fields"
+            if self.root:
+                folder.mkdir(exist_ok=True)
+            self.comm.barrier()
+            for key, funcs in groups.items():
+                if fmt == "vtx":
+                    w = dolfinx.io.VTXWriter(self.comm, str(folder / f"{key}.bp"), funcs,
+                                             engine="BP4")
+                    self._writers.append(("vtx", w, funcs))
+                else:
+                    w = dolfinx.io.XDMFFile(self.comm, str(folder / f"{key}.xdmf"), "w")
+                    w.write_mesh(funcs[0].function_space.mesh)
+                    self._writers.append(("xdmf", w, funcs))
+        for kind, w, funcs in self._writers:
+            if kind == "vtx":
+                w.write(t)
+            else:
+                for f in funcs:
+                    w.write_function(f, t)
+
+    def close(self) -> None:
+        """Close field writers (collective)."""
+        for _, w, _ in self._writers:
+            w.close()
+        self._writers = []
+
+
+def _element_key(f: Any) -> str:
+    el = f.function_space.ufl_element()
+    degree = el.embedded_superdegree
+    family = "dg" if el.discontinuous or degree == 0 else "p"
+    # Scalar and vector functions of one family share a file; tensors go apart.
+    tensor = "_tensor" if len(f.function_space.value_shape) > 1 else ""
+    return f"{family}{degree}{tensor}"
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    return v
