@@ -14,4 +14,11 @@ __version__ = "0.1.0"
 
 
 class NmcfemError(Exception):
-    """Base class of every error nmcfem reports to the user as one clear line."""
+    """Base class of every error nmcfem reports to the user as one clear line.
+
+    ``collective`` says whether every rank raises the error together (configuration checks,
+    broadcast rank-0 failures, solver divergence seen by all ranks); only such errors may end a
+    run without aborting the other ranks.
+    """
+
+    collective = True

@@ -25,6 +25,8 @@ Subcommands:
                          check a config and print it resolved, with units (--defaults:
                          print the schema defaults instead)
   analyze RUN_DIR        compare a finished run's surface with measured maps
+  sweep SWEEP.yaml       run a parameter sweep (resumable; --dry-run lists the cases;
+                         under mpiexec, --ranks-per-case K runs N/K cases at a time)
 
 `python run_sim.py CONFIG.yaml` is short for `run CONFIG.yaml`. Override any key with
 `--set section.key=value` (repeatable; values are YAML), e.g.
@@ -67,12 +69,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override analysis settings, e.g. --set analysis.probing_depth=1e-8")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+
+    p = sub.add_parser("sweep", help="run a parameter sweep (resumable)")
+    p.add_argument("sweep", help="sweep YAML file (base config + grid/zip/cases axes)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key in every case")
+    p.add_argument("--ranks-per-case", type=int, default=None,
+                   help="MPI ranks per case (default: sweep.ranks_per_case of the base config)")
+    p.add_argument("--dry-run", action="store_true", help="list the cases and their status")
+    p.add_argument("--retry-failed", action="store_true", help="re-run failed cases too")
+    p.add_argument("--only", type=int, nargs="+", default=None, metavar="INDEX",
+                   help="run only these case indices (e.g. $SLURM_ARRAY_TASK_ID)")
+    p.add_argument("--slurm", metavar="SCRIPT", default=None,
+                   help="write a SLURM batch script for this sweep instead of running it")
+    p.add_argument("--ntasks", type=int, default=None, help="with --slurm: MPI tasks to request")
+    p.add_argument("--walltime", default="04:00:00", help="with --slurm: time limit")
     return parser
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
     # `run_sim.py CONFIG.yaml ...` is shorthand for `run CONFIG.yaml ...`.
-    commands = {"run", "mesh", "validate-config", "analyze", "-h", "--help"}
+    commands = {"run", "mesh", "validate-config", "analyze", "sweep", "-h", "--help"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         return ["run", *argv]
     return argv
@@ -97,6 +114,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return analyze_command(args.run_dir, args.measured, args.view, args.overrides, args.out)
 
+    if args.command == "sweep":
+        return _sweep(args)
     cfg = cfgmod.load_config(args.config, args.overrides)
     from nmcfem import runner
 
@@ -107,6 +126,31 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 0 if status == "done" else EXIT_FAILED
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from nmcfem import sweep as sw
+    from nmcfem.outputs import atomic_write_text
+    from nmcfem.parallel import log
+
+    sweep = sw.load_sweep(args.sweep, args.overrides)
+    rpc = args.ranks_per_case or sweep.cases[0].config.sweep.ranks_per_case
+    if args.dry_run:
+        log(sw.dry_run(sweep))
+        return 0
+    if args.slurm:
+        text = sw.slurm_script(sweep, args.ntasks or 2 * rpc, rpc, args.walltime, sys.executable,
+                               str(Path(sys.argv[0]).resolve()), str(Path.cwd()))
+        if MPI.COMM_WORLD.rank == 0:
+            atomic_write_text(args.slurm, text)
+            Path(args.slurm).chmod(0o755)
+        log(f"wrote {args.slurm}: submit with `sbatch {args.slurm}`")
+        return 0
+    rows = sw.run_sweep(sweep, rpc, args.retry_failed, args.only)
+    failed = MPI.COMM_WORLD.bcast(sum(r["status"] != "done" for r in rows), root=0)
+    return EXIT_FAILED if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nmcfem`` and ``run_sim.py``; returns the process exit status."""
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
@@ -115,11 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    from nmcfem.parallel import guard
+
     try:
-        return _dispatch(args)
+        with guard():
+            return _dispatch(args)
     except NmcfemError as exc:
         _report(str(exc))
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0
     except KeyboardInterrupt:
         _report("interrupted")
         return EXIT_FAILED

@@ -50,9 +50,36 @@ def run_on_root(func: Callable[[], T], comm: MPI.Comm = MPI.COMM_WORLD) -> T:
         raise NmcfemError(message) from None
 
 
-def abort_all(message: str, comm: MPI.Comm = MPI.COMM_WORLD, code: int = 1) -> None:
-    """Print ``message`` from this rank and stop every rank of ``comm`` (no hang)."""
-    print(f"nmcfem: error (rank {comm.rank}): {message}", file=sys.stderr, flush=True)
-    if comm.size > 1:
-        comm.Abort(code)
-    raise SystemExit(code)
+class guard:
+    """Context manager that turns an error on any one rank into a clean stop of all ranks.
+
+    A collective :class:`NmcfemError` (raised on every rank alike) passes through unchanged so
+    the caller can report it once and exit normally. Any other exception on one rank would
+    leave the other ranks waiting in a collective call for ever: it is printed with its rank
+    and the whole job is aborted (``MPI_Abort``), which MPICH delivers within seconds.
+
+    Parameters
+    ----------
+    comm: communicator of the job.
+    """
+
+    def __init__(self, comm: MPI.Comm = MPI.COMM_WORLD):
+        self.comm = comm
+
+    def __enter__(self) -> "guard":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or self.comm.size == 1:
+            return False
+        if isinstance(exc, NmcfemError) and getattr(exc, "collective", False):
+            return False
+        if isinstance(exc, SystemExit) and not exc.code:
+            return False
+        import traceback
+
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        print(f"nmcfem: error on rank {self.comm.rank} of {self.comm.size}: "
+              f"{exc_type.__name__}: {exc}\n{text}", file=sys.stderr, flush=True)
+        self.comm.Abort(1)
+        return False  # pragma: no cover - Abort does not return

@@ -1,0 +1,164 @@
+"""Analysis snapshot: the simulated surface state in plain arrays, for ``nmcfem.analysis``.
+
+The solver samples the Li fraction below every outer-surface vertex along the inward radial
+direction at the depths of ``output.snapshot_depths`` (the soft X-ray TEY signal integrates
+the top few nanometres, so the analysis needs the depth profile, not only the surface value),
+records whether each sample lies in the passivation shell, and lists the interface facets
+(grain boundaries and the shell/core interface) with centroid, area and damage. The file
+format is documented in ``nmcfem/analysis`` (``analysis_snapshot.npz``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+import dolfinx
+from dolfinx import geometry as dgeo
+
+from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE
+from nmcfem.outputs import atomic_save_npz
+
+# Vertices of the outer surface lie on the boundary of the mesh; sampling exactly there may
+# miss every cell by round-off, so the shallowest sample sits this fraction of R inside.
+SURFACE_INSET = 1e-9
+# Coordinates are matched across ranks after rounding to this many metres.
+MATCH_TOLERANCE = 1e-12
+
+
+def _facet_vertex_coords(mesh: dolfinx.mesh.Mesh, facets: np.ndarray) -> np.ndarray:
+    """(k,3,3) coordinates of the three vertices of each local facet."""
+    if len(facets) == 0:
+        return np.zeros((0, 3, 3))
+    dofs = dolfinx.mesh.entities_to_geometry(mesh, mesh.topology.dim - 1, facets)
+    return mesh.geometry.x[dofs]
+
+
+def _owned(mesh: dolfinx.mesh.Mesh, facets: np.ndarray) -> np.ndarray:
+    return facets[facets < mesh.topology.index_map(mesh.topology.dim - 1).size_local]
+
+
+def _gather(comm: MPI.Comm, array: np.ndarray) -> np.ndarray | None:
+    parts = comm.gather(np.ascontiguousarray(array), root=0)
+    return np.concatenate(parts) if comm.rank == 0 else None
+
+
+def surface_vertices(domain: Any, comm: MPI.Comm) -> np.ndarray:
+    """Coordinates (n,3) in m of all outer-surface vertices, sorted, identical on every rank."""
+    mesh = domain.mesh
+    facets = domain.facet_tags.find(OUTER_SURFACE)
+    pts = _facet_vertex_coords(mesh, facets).reshape(-1, 3)
+    allpts = _gather(comm, pts)
+    if comm.rank == 0:
+        key = np.round(allpts / MATCH_TOLERANCE).astype(np.int64)
+        _, first = np.unique(key, axis=0, return_index=True)
+        allpts = allpts[np.sort(first)]
+        allpts = allpts[np.lexsort(allpts.T[::-1])]
+    return comm.bcast(allpts, root=0)
+
+
+def evaluate_at_points(fun: dolfinx.fem.Function, cell_values: np.ndarray | None,
+                       points: np.ndarray, comm: MPI.Comm) -> tuple[np.ndarray, np.ndarray]:
+    """Values of scalar ``fun`` and of per-cell ``cell_values`` at ``points`` (same on all ranks).
+
+    Parameters
+    ----------
+    fun: scalar dolfinx Function.
+    cell_values: array indexed by local cell (e.g. cell tag) or None.
+    points: (p,3) query points in m, identical on every rank.
+    comm: communicator of the mesh.
+
+    Returns the values (NaN where no rank found the point) and the cell values (-1 likewise).
+    """
+    mesh = fun.function_space.mesh
+    tdim = mesh.topology.dim
+    ncells = mesh.topology.index_map(tdim).size_local
+    tree = dgeo.bb_tree(mesh, tdim, np.arange(ncells, dtype=np.int32))
+    candidates = dgeo.compute_collisions_points(tree, points)
+    colliding = dgeo.compute_colliding_cells(mesh, candidates, points)
+    found = np.array([len(colliding.links(i)) > 0 for i in range(len(points))], dtype=bool)
+    idx = np.flatnonzero(found)
+    cells = np.array([colliding.links(i)[0] for i in idx], dtype=np.int32)
+    values = np.full(len(points), -np.inf)
+    tags = np.full(len(points), -1, dtype=np.int64)
+    if len(idx):
+        values[idx] = fun.eval(points[idx], cells).reshape(-1)
+        if cell_values is not None:
+            tags[idx] = cell_values[cells]
+    # Continuous fields agree wherever several ranks hold the point; take the largest value
+    # and tag so the result does not depend on the partition.
+    values = comm.allreduce(values, op=MPI.MAX)
+    tags = comm.allreduce(tags, op=MPI.MAX)
+    values[~np.isfinite(values)] = np.nan
+    return values, tags
+
+
+def interface_facets(domain: Any, damage: np.ndarray | None, comm: MPI.Comm) -> dict:
+    """Centroids (m), areas (m^2), damage and kind (0 GB, 1 shell/core) of owned interface facets.
+
+    Parameters
+    ----------
+    domain: ParticleDomain.
+    damage: per local facet damage in [0,1] (indexed like the mesh's facets) or None.
+    comm: communicator.
+    """
+    mesh = domain.mesh
+    vals = domain.facet_tags.values
+    sel = (vals >= GB_OFFSET) | (vals == SHELL_CORE)
+    facets, tags = domain.facet_tags.indices[sel], vals[sel]
+    own = facets < mesh.topology.index_map(mesh.topology.dim - 1).size_local
+    facets, tags = facets[own], tags[own]
+    xyz = _facet_vertex_coords(mesh, facets)
+    centroids = xyz.mean(axis=1) if len(facets) else np.zeros((0, 3))
+    areas = 0.5 * np.linalg.norm(np.cross(xyz[:, 1] - xyz[:, 0], xyz[:, 2] - xyz[:, 0]), axis=1) \
+        if len(facets) else np.zeros(0)
+    dmg = damage[facets] if damage is not None else np.zeros(len(facets))
+    kind = np.where(tags == SHELL_CORE, 1, 0)
+    out = {"facet_centroids": _gather(comm, centroids), "facet_areas": _gather(comm, areas),
+           "facet_damage": _gather(comm, dmg.astype(float)), "facet_kind": _gather(comm, kind)}
+    if comm.rank == 0:
+        order = np.lexsort(out["facet_centroids"].T[::-1])
+        out = {k: v[order] for k, v in out.items()}
+    return out
+
+
+def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function, time: float,
+                            depths: list[float], meta: dict, comm: MPI.Comm,
+                            facet_damage: np.ndarray | None = None) -> None:
+    """Sample the surface state and write ``analysis_snapshot.npz`` (collective; rank 0 writes).
+
+    Parameters
+    ----------
+    path: destination file.
+    domain: ParticleDomain (mesh and tags).
+    x_fun: Li fraction x = c/c_max (P1 Function).
+    time: simulation time in s.
+    depths: sampling depths below the outer surface in m.
+    meta: JSON-serialisable description (config summary).
+    comm: communicator of the mesh.
+    facet_damage: per local facet damage in [0,1], or None (no cracks yet).
+    """
+    surf = surface_vertices(domain, comm)
+    radius = domain.radius
+    r = np.linalg.norm(surf, axis=1)
+    unit = surf / r[:, None]
+    depths = np.asarray(depths, dtype=float)
+    d_eff = np.maximum(depths, SURFACE_INSET * radius)
+    pts = (r[:, None, None] - d_eff[None, :, None]) * unit[:, None, :]
+    cell_tags = np.full(domain.mesh.topology.index_map(3).size_local
+                        + domain.mesh.topology.index_map(3).num_ghosts, -1, dtype=np.int64)
+    cell_tags[domain.cell_tags.indices] = domain.cell_tags.values
+    x, tags = evaluate_at_points(x_fun, cell_tags, pts.reshape(-1, 3), comm)
+    x = x.reshape(len(surf), len(depths))
+    in_shell = (tags == SHELL).reshape(len(surf), len(depths))
+    facets = interface_facets(domain, facet_damage, comm)
+    surface_damage = np.zeros(len(surf))
+    if comm.rank == 0:
+        atomic_save_npz(path, radius=np.float64(radius), time=np.float64(time),
+                        centre=np.zeros(3), surface_points=surf, depths=depths, x_profile=x,
+                        in_shell=in_shell, surface_damage=surface_damage,
+                        meta=np.array(json.dumps(meta, default=str)), **facets)
+    comm.barrier()
