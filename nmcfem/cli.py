@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a simulation and its analysis")
     _add_config_args(p)
     p.add_argument("--output-dir", help="run folder (default: output.directory/<name>)")
+    p.add_argument("--restart", metavar="RUN_DIR", default=None,
+                   help="continue RUN_DIR from its last checkpoint (output.checkpoint_every > 0)")
 
     p = sub.add_parser("mesh", help="build or reuse the particle mesh; print statistics")
     _add_config_args(p)
@@ -122,7 +124,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "mesh":
         runner.mesh_command(cfg)
         return 0
-    status = runner.run_command(cfg, Path(args.config).stem, args.output_dir)
+    if args.restart:
+        runner.check_restart(cfg, args.restart)
+    status = runner.run_command(cfg, Path(args.config).stem, args.output_dir,
+                                restart=args.restart)
     return 0 if status == "done" else EXIT_FAILED
 
 

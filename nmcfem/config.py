@@ -229,7 +229,7 @@ class Loading:
 class TimeStepping:
     """Adaptive backward-Euler time stepping."""
 
-    scheme: str = param("backward_euler", "-", "time integrator", choices=("backward_euler", "bdf2"))
+    scheme: str = param("backward_euler", "-", "time integrator", choices=("backward_euler",))
     dt_initial: float = param(1.0, "s", "first time step", lo=0, lo_open=True)
     dt_min: float = param(1e-3, "s", "smallest time step before giving up", lo=0, lo_open=True)
     dt_max: float = param(60.0, "s", "largest time step", lo=0, lo_open=True)
@@ -250,11 +250,14 @@ class TimeStepping:
 class Solver:
     """PETSc options of each sub-problem (plain dicts; scalable defaults)."""
 
-    elasticity: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10,
-                              "ksp_max_it": 1000, "pc_gamg_coarse_eq_limit": 1000,
-                              "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi"},
-                             "-", "PETSc options for the elasticity solve")
-    diffusion: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-12,
+    elasticity: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-8,
+                              "ksp_max_it": 2000, "pc_gamg_coarse_eq_limit": 1000,
+                              "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "sor"},
+                             "-", "PETSc options for the elasticity solve (CG + smoothed-"
+                             "aggregation AMG with the rigid-body near-nullspace; SOR smoothing "
+                             "copes with the flat shell elements; direct: ksp_type preonly, "
+                             "pc_type lu, pc_factor_mat_solver_type mumps)")
+    diffusion: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10,
                              "ksp_max_it": 1000}, "-", "PETSc options for the Li transport solve")
     nonlinear: dict = param({"snes_type": "newtonls", "snes_linesearch_type": "bt",
                              "snes_rtol": 1e-8, "snes_atol": 1e-10, "snes_max_it": 25}, "-",

@@ -109,9 +109,11 @@ class RunFolder:
     path: folder of this run (created).
     cfg: resolved configuration (copied into the folder).
     comm: communicator of the run.
+    resume: continue an existing folder (restart): keep its series rows.
     """
 
-    def __init__(self, path: str | Path, cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD):
+    def __init__(self, path: str | Path, cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD,
+                 resume: bool = False):
         self.path = Path(path)
         self.cfg = cfg
         self.comm = comm
@@ -120,6 +122,8 @@ class RunFolder:
         self.info: dict[str, Any] = {}
         self._writers: list[Any] = []
         self._started = time.time()
+        if resume:
+            self.rows = comm.bcast(_read_series(self.path / SERIES) if self.root else None, root=0)
         if self.root:
             self.path.mkdir(parents=True, exist_ok=True)
             import yaml
@@ -150,6 +154,10 @@ class RunFolder:
             for r in self.rows:
                 writer.writerow({k: _csv_value(v) for k, v in r.items()})
             atomic_write_text(self.path / SERIES, buf.getvalue())
+
+    def truncate_series(self, t: float) -> None:
+        """Drop series rows after time ``t`` (s), e.g. those computed after a checkpoint."""
+        self.rows = [r for r in self.rows if float(r.get("time [s]", 0.0)) <= t * (1 + 1e-12)]
 
     def write_manifest(self, status: str, **extra: Any) -> None:
         """Write ``manifest.json`` (config, versions, ranks, timings, status) atomically.
@@ -227,6 +235,26 @@ def _element_key(f: Any) -> str:
     # Scalar and vector functions of one family share a file; tensors go apart.
     tensor = "_tensor" if len(f.function_space.value_shape) > 1 else ""
     return f"{family}{degree}{tensor}"
+
+
+def _read_series(path: Path) -> list[dict[str, Any]]:
+    """Rows of a series CSV with numbers parsed back to float/int."""
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            parsed: dict[str, Any] = {}
+            for key, val in row.items():
+                try:
+                    parsed[key] = int(val)
+                except ValueError:
+                    try:
+                        parsed[key] = float(val)
+                    except ValueError:
+                        parsed[key] = val
+            rows.append(parsed)
+    return rows
 
 
 def _csv_value(v: Any) -> Any:

@@ -33,16 +33,16 @@ def run_folder_path(cfg: Config, config_name: str, output_dir: str | None = None
     return Path(cfg.output.directory) / name
 
 
-def load_domain(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD):
+def load_domain(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD, say=None):
     """Build or reuse the cached particle mesh of ``cfg.geometry`` and distribute it."""
     from nmcfem.mesh import load_particle
 
     return load_particle(cfg.geometry, comm=comm, cache_dir=cfg.output.mesh_cache,
-                         log=lambda m: log(m, comm))
+                         log=say if say is not None else (lambda m: log(m, comm)))
 
 
 def format_stats(stats: dict[str, Any]) -> str:
-    """Mesh statistics as aligned ``key: value`` lines."""
+    """Mesh statistics as aligned ``key : value`` lines."""
     width = max((len(k) for k in stats), default=0)
     lines = []
     for key, val in stats.items():
@@ -55,14 +55,15 @@ def mesh_command(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Any:
     """``nmcfem mesh``: build or reuse the mesh and print where it is and its statistics."""
     t0 = time.perf_counter()
     domain = load_domain(cfg, comm)
-    log(f"mesh ready in {time.perf_counter() - t0:.1f} s: {domain.cache_path}\n"
-        f"{format_stats(domain.stats)}", comm)
+    log(f"mesh ready in {time.perf_counter() - t0:.1f} s: {domain.cache_path} "
+        f"(mesh.xdmf for ParaView, mesh.msh for gmsh)\n{format_stats(domain.stats)}", comm)
     return domain
 
 
 def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
-                comm: MPI.Comm = MPI.COMM_WORLD, quiet: bool = False) -> str:
-    """``nmcfem run``: simulate, write outputs, analyse; return the final status.
+                comm: MPI.Comm = MPI.COMM_WORLD, quiet: bool = False,
+                restart: str | None = None) -> str:
+    """``nmcfem run``: simulate, write outputs, analyse; return the final status ("done").
 
     Parameters
     ----------
@@ -70,18 +71,38 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
     config_name: name of the config (names the run folder).
     output_dir: explicit run folder.
     comm: communicator of the run (a sub-communicator inside sweeps).
-    quiet: print only the final line (sweeps print their own progress).
+    quiet: print only errors (sweeps print their own progress).
+    restart: run folder whose checkpoint to continue from (results go to the same folder).
     """
+    from nmcfem.checkpoint import CHECKPOINT
     from nmcfem.outputs import RunFolder
 
-    folder = RunFolder(run_folder_path(cfg, config_name, output_dir), cfg, comm)
-    log(f"nmcfem run '{config_name}' on {comm.size} rank(s) -> {folder.path}", comm)
+    say = (lambda _m: None) if quiet else (lambda m: log(m, comm))
+    if restart is not None:
+        output_dir = restart
+    folder = RunFolder(run_folder_path(cfg, config_name, output_dir), cfg, comm,
+                       resume=restart is not None)
+    say(f"nmcfem run '{config_name}' on {comm.size} rank(s) -> {folder.path}")
     folder.write_manifest("running")
     try:
-        summary = _simulate(cfg, folder, comm)
+        t0 = time.perf_counter()
+        domain = load_domain(cfg, comm, say)
+        folder.add_timing("mesh", time.perf_counter() - t0)
+        folder.write_manifest("running", mesh={"cache": str(domain.cache_path), **domain.stats})
+        say(f"mesh: {domain.cache_path} ({domain.stats['n_cells']} cells, "
+            f"{domain.stats['n_vertices']} vertices, {domain.n_grains} grains, "
+            f"{domain.stats['n_grain_boundaries']} grain boundaries)")
+        from nmcfem.simulation import simulate
+
+        checkpoint = folder.path / CHECKPOINT if restart is not None else None
+        summary = simulate(cfg, domain, folder, comm, say, restart_from=checkpoint)
+        if cfg.analysis.enabled:
+            t0 = time.perf_counter()
+            summary["analysis"] = run_analysis(folder.path, cfg, comm, say)
+            folder.add_timing("analysis", time.perf_counter() - t0)
     except NmcfemError as exc:
         folder.write_manifest("failed", error=str(exc))
-        log(f"run FAILED: {exc}\n  what was written so far is kept in {folder.path}", comm)
+        say(f"run FAILED: {exc}\n  what was written so far is kept in {folder.path}")
         raise
     except Exception as exc:
         folder.write_manifest("failed", error=f"{type(exc).__name__}: {exc}",
@@ -90,28 +111,86 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
     finally:
         folder.close()
     folder.write_manifest("done", summary=summary)
-    log(f"done: results in {folder.path} (manifest.json, series.csv, fields/, analysis/)", comm)
+    say(summary_text(summary, folder.path))
     return "done"
 
 
-def _simulate(cfg: Config, folder: Any, comm: MPI.Comm) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    domain = load_domain(cfg, comm)
-    folder.add_timing("mesh", time.perf_counter() - t0)
-    folder.write_manifest("running", mesh={"cache": str(domain.cache_path), **domain.stats})
-    log(f"mesh: {domain.cache_path} ({domain.stats.get('n_cells')} cells, "
-        f"{domain.n_grains} grains)", comm)
-    from nmcfem.simulation import simulate
+def check_restart(cfg: Config, run_dir: str) -> None:
+    """Refuse a restart whose config differs from the one the run folder was started with."""
+    from nmcfem.checkpoint import CHECKPOINT
+    from nmcfem.config import ConfigError, from_dict, read_yaml, to_dict
+    from nmcfem.outputs import CONFIG_COPY
 
-    return simulate(cfg, domain, folder, comm)
+    path = Path(run_dir)
+    if not (path / CHECKPOINT).is_file():
+        raise ConfigError(f"--restart {run_dir}: no {CHECKPOINT} there; runs write checkpoints "
+                          f"when output.checkpoint_every > 0")
+    old = from_dict(read_yaml(path / CONFIG_COPY))
+    if to_dict(old) != to_dict(cfg):
+        diff = [k for k, v in _flat(to_dict(cfg)).items() if _flat(to_dict(old)).get(k) != v]
+        raise ConfigError(f"--restart {run_dir}: the config differs from the run's "
+                          f"({', '.join(diff[:5])}); restart with the same config and --set values")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.update(_flat(v, key) if isinstance(v, dict) else {key: v})
+    return out
+
+
+def summary_text(summary: dict[str, Any], path: Path) -> str:
+    """Short end-of-run report for the terminal."""
+    final = summary.get("final", {})
+    lines = [f"done: {summary.get('steps')} steps ({summary.get('rejected_steps')} rejected) to "
+             f"t = {summary.get('end_time [s]', 0.0):.1f} s"]
+    for key in ("mean_x [-]", "surface_x_mean [-]", "surface_x_min [-]",
+                "peak_max_principal_stress_grains [Pa]", "peak_max_gb_normal_traction [Pa]"):
+        if key in final:
+            lines.append(f"  {key:40s} {final[key]:.4g}")
+    lines.append(f"results in {path}/: manifest.json, series.csv, fields/*.bp (open in ParaView), "
+                 f"analysis_snapshot.npz" + (", analysis/" if "analysis" in summary else ""))
+    return "\n".join(lines)
+
+
+def run_analysis(run_dir: Path, cfg: Config, comm: MPI.Comm, say) -> dict[str, Any]:
+    """Analyse a finished run on rank 0 (errors reach every rank); return the metric summary."""
+    from nmcfem.parallel import run_on_root
+
+    def work() -> dict[str, Any]:
+        from nmcfem.analysis.pipeline import analyze_run
+
+        return analyze_run(run_dir, cfg.analysis, measured=list(cfg.analysis.measured) or None)
+
+    metrics = run_on_root(work, comm)
+    say(f"analysis: {Path(run_dir) / 'analysis'} (metrics.json"
+        + (", figures)" if cfg.analysis.figures else ")"))
+    return metrics
 
 
 def analyze_command(run_dir: str, measured: list[str] | None, view: list[float] | None,
                     overrides: list[str], out: str | None) -> int:
     """``nmcfem analyze``: analyse a finished run against measured maps (rank 0 works)."""
-    from nmcfem.analysis_entry import analyze_folder
+    from nmcfem.config import ConfigError, from_dict, read_yaml, apply_overrides
+    from nmcfem.outputs import CONFIG_COPY
+    from nmcfem.parallel import run_on_root
 
-    if MPI.COMM_WORLD.rank == 0:
-        analyze_folder(run_dir, measured, view, overrides, out)
-    MPI.COMM_WORLD.barrier()
+    run_path = Path(run_dir)
+    if not (run_path / CONFIG_COPY).is_file():
+        raise ConfigError(f"'{run_dir}' is not a run folder (no {CONFIG_COPY}): give the folder "
+                          f"a `run` wrote, e.g. runs/default-XXXXXXXX")
+    extra = list(overrides)
+    if view is not None:
+        extra.append(f"analysis.view_direction={list(view)}")
+    cfg = from_dict(apply_overrides(read_yaml(run_path / CONFIG_COPY), extra))
+
+    def work() -> dict[str, Any]:
+        from nmcfem.analysis.pipeline import analyze_run
+
+        return analyze_run(run_path, cfg.analysis, measured=measured or list(cfg.analysis.measured)
+                           or None, out_dir=out)
+
+    run_on_root(work)
+    log(f"analysis written to {out or run_path / 'analysis'}")
     return 0

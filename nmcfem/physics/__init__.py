@@ -1,0 +1,1 @@
+"""Weak forms of the particle physics as pure UFL (no solver plumbing)."""

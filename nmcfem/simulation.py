@@ -1,0 +1,129 @@
+"""One simulation on a distributed particle: problem + time loop + outputs + snapshot.
+
+The observers here turn accepted steps into the run folder's records: a time-series row per
+step, ParaView fields every ``output.fields_every`` steps and at the end, and checkpoints
+every ``output.checkpoint_every`` steps (for ``--restart``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+from nmcfem.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from nmcfem.config import Config, to_dict
+from nmcfem.orientations import grain_rotations
+from nmcfem.outputs import SNAPSHOT
+from nmcfem.problem import ChemoMechanicsProblem
+from nmcfem.snapshot import write_analysis_snapshot
+from nmcfem import timeloop
+
+
+class RunRecorder:
+    """Observer writing series rows, fields and checkpoints of accepted steps.
+
+    Parameters
+    ----------
+    cfg: configuration.
+    folder: RunFolder of the run.
+    say: progress printer (rank 0).
+    """
+
+    def __init__(self, cfg: Config, folder: Any, say):
+        self.cfg, self.folder, self.say = cfg, folder, say
+        self.last_report = time.perf_counter()
+        self.final: dict[str, Any] = {}
+        self.peaks: dict[str, float] = {}
+
+    def record(self, problem: Any, info: dict) -> dict[str, Any]:
+        """Diagnostics of the current state plus step information, appended to the series."""
+        row = problem.diagnostics()
+        row.update({"dt [s]": info.get("dt", 0.0), "step": info.get("step", 0),
+                    "ksp_its_diffusion": info.get("ksp_its_diffusion", 0),
+                    "ksp_its_elasticity": info.get("ksp_its_elasticity", 0),
+                    "rejected_steps": info.get("rejected", 0)})
+        self.folder.append_row(row)
+        for key, value in row.items():
+            if key.startswith("max_") or key.startswith("von_mises"):
+                self.peaks[f"peak_{key}"] = max(self.peaks.get(f"peak_{key}", -float("inf")),
+                                                value)
+        self.final = row
+        return row
+
+    def __call__(self, event: str, problem: Any, info: dict) -> None:
+        out = self.cfg.output
+        if event == "step":
+            row = self.record(problem, info)
+            step = info["step"]
+            t0 = time.perf_counter()
+            if step % out.fields_every == 0:
+                self.folder.write_fields(problem.output_fields(), problem.t)
+            if out.checkpoint_every and step % out.checkpoint_every == 0:
+                write_checkpoint(self.folder.path, problem, info, self.folder.comm)
+            self.folder.add_timing("output", time.perf_counter() - t0)
+            if time.perf_counter() - self.last_report > 5.0:
+                self.last_report = time.perf_counter()
+                self.say(f"  step {step:4d}  t = {problem.t:8.1f} s  mean x = "
+                         f"{row['mean_x [-]']:.4f}  surface x = {row['surface_x_mean [-]']:.4f}"
+                         f"  max GB traction = {row['max_gb_normal_traction [Pa]'] / 1e6:7.1f}"
+                         f" MPa")
+
+
+def write_checkpoint(run_dir: Path, problem: Any, info: dict, comm: MPI.Comm) -> None:
+    """Checkpoint the committed state and stepping information (collective)."""
+    state = {"time [s]": problem.t, "step": info["step"], "next_dt [s]": info.get("next_dt"),
+             "dt [s]": info.get("dt")}
+    save_checkpoint(Path(run_dir) / CHECKPOINT, problem.checkpoint_fields(), state, None, comm)
+
+
+def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
+             restart_from: Path | None = None) -> dict[str, Any]:
+    """Run the simulation of ``cfg`` on ``domain``, writing into ``folder``; return a summary.
+
+    Parameters
+    ----------
+    cfg: configuration.
+    domain: ParticleDomain.
+    folder: RunFolder.
+    comm: communicator of the run.
+    say: progress printer (rank 0).
+    restart_from: checkpoint file to continue from (None: start at t = 0).
+    """
+    t0 = time.perf_counter()
+    rotations = grain_rotations(cfg.geometry, domain.grain_centroids)
+    problem = ChemoMechanicsProblem(domain, cfg, rotations)
+    folder.add_timing("setup", time.perf_counter() - t0)
+    say(f"problem: {problem.unknowns()['diffusion']} Li unknowns, "
+        f"{problem.unknowns()['elasticity']} displacement unknowns; surface flux "
+        f"{problem.flux_value:.4g} mol/m^2/s; ends at t = {timeloop.end_time(problem, cfg):.1f} s")
+    recorder = RunRecorder(cfg, folder, say)
+    start = {"t_start": 0.0, "dt_start": None, "step_start": 0}
+    if restart_from is not None:
+        state, _ = load_checkpoint(restart_from, problem.checkpoint_fields())
+        problem.restore(state["time [s]"])
+        folder.truncate_series(problem.t)
+        start = {"t_start": state["time [s]"], "dt_start": state.get("next_dt [s]"),
+                 "step_start": state["step"]}
+        say(f"restarted from {restart_from} at t = {problem.t:.1f} s (step {state['step']})")
+    else:
+        problem.solve_elasticity()
+        recorder.record(problem, {"dt": 0.0, "step": 0})
+        folder.write_fields(problem.output_fields(), 0.0)
+
+    summary = timeloop.run(problem, cfg, [recorder], **start)
+    t_out = time.perf_counter()
+    if summary["steps"] % cfg.output.fields_every:
+        folder.write_fields(problem.output_fields(), problem.t)
+    write_analysis_snapshot(folder.path / SNAPSHOT, domain, problem.x, problem.t,
+                            list(cfg.output.snapshot_depths),
+                            {"config": to_dict(cfg), "time [s]": problem.t}, comm)
+    folder.add_timing("output", time.perf_counter() - t_out)
+    for phase, seconds in problem.timings.items():
+        folder.add_timing(phase, seconds)
+    summary.update({"unknowns": problem.unknowns(), "final": {**recorder.final,
+                                                              **recorder.peaks}})
+    problem.destroy()
+    return summary
