@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,12 @@ def _reason_name(reason: int) -> str:
     return str(reason)
 
 
+def _delete_options(keys: list[str]) -> None:
+    opts = PETSc.Options()
+    for key in keys:
+        opts.delValue(key)
+
+
 class LinearSolver:
     """A PETSc KSP configured from an options dict, with convergence checking.
 
@@ -61,8 +68,12 @@ class LinearSolver:
         prefix = f"nmcfem_{name}_{next(_PREFIX_COUNTER)}_"
         self.ksp.setOptionsPrefix(prefix)
         opts = PETSc.Options()
-        for key, value in options.items():
-            opts[f"{prefix}{key}"] = value
+        keys = [f"{prefix}{key}" for key in options]
+        for key, value in zip(keys, options.values()):
+            opts[key] = value
+        # Remove this solver's options when it is garbage collected, so PETSc does not report
+        # them as unused at exit when a solver was never called.
+        weakref.finalize(self, _delete_options, keys)
         self.ksp.setOperators(A)
         # The options stay in the database under this solver's unique prefix: multigrid reads
         # its level options (mg_levels_*) only when the preconditioner is first set up.
@@ -355,10 +366,16 @@ class ChemoMechanicsProblem:
         self.sigma_h.x.scatter_forward()
         del mesh
 
-    def step(self, dt: float) -> dict[str, Any]:
-        """One staggered step of length dt (s): c, then u. Call accept() or reject() after."""
+    def step(self, dt: float, mechanics: bool = True) -> dict[str, Any]:
+        """One staggered step of length dt (s): c, then u. Call accept() or reject() after.
+
+        Parameters
+        ----------
+        dt: step length in s.
+        mechanics: also solve for the displacement (False: transport only).
+        """
         its_c = self.solve_diffusion(dt)
-        its_u = self.solve_elasticity()
+        its_u = self.solve_elasticity() if mechanics else 0
         n_owned = self.V.dofmap.index_map.size_local
         dx_local = np.max(np.abs(self.c.x.array[:n_owned] - self.c_old.x.array[:n_owned]),
                           initial=0.0) / self.c_max
