@@ -218,6 +218,13 @@ class Loading:
     surface_x: float = param(0.25, "-", "potentiostatic: imposed surface Li fraction", lo=0, hi=1)
     t_end: float | None = param(None, "s", "final time (null: run to the cut-off)", lo=0,
                                 lo_open=True)
+    surface_x_min: float = param(0.12, "-", "charge: lowest surface Li fraction (the voltage "
+                                 "cut-off; 0.12 = end of the strain data)", lo=0, hi=1)
+    surface_x_max: float = param(1.0, "-", "discharge: highest surface Li fraction", lo=0, hi=1)
+    cv_hold: bool = param(True, "-", "galvanostatic: when the surface limit is reached, hold the "
+                          "surface there (constant voltage) until x_end; false: stop there")
+    cutoff_tolerance: float = param(2e-3, "-", "how closely events (surface limit, x_end in the "
+                                    "hold) are located in x", lo=0, lo_open=True, hi=0.1)
     stress_assisted: bool = param(False, "-", "add the stress-assisted flux -D c Omega/(R T) "
                                   "grad(sigma_h)")
     partial_molar_volume: float = param(3.5e-6, "m^3/mol", "Omega for stress-assisted diffusion",
@@ -610,6 +617,12 @@ def validate(cfg: Config) -> None:
         if ld.direction == "discharge" and not ld.x_end > ld.x_initial:
             raise ConfigError(f"loading.x_end = {ld.x_end} must be above loading.x_initial = "
                               f"{ld.x_initial} for a discharge (lithiation)")
+        if ld.direction == "charge" and not ld.surface_x_min < ld.x_end:
+            raise ConfigError(f"loading.surface_x_min = {ld.surface_x_min} must be below "
+                              f"loading.x_end = {ld.x_end}: the surface empties before the bulk")
+        if ld.direction == "discharge" and not ld.surface_x_max > ld.x_end:
+            raise ConfigError(f"loading.surface_x_max = {ld.surface_x_max} must be above "
+                              f"loading.x_end = {ld.x_end}: the surface fills before the bulk")
         if ld.direction == "charge" and ld.x_end <= 0:
             raise ConfigError("loading.x_end = 0: a galvanostatic charge cannot empty the particle "
                               "completely; choose x_end > 0")

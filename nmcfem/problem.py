@@ -252,6 +252,7 @@ class ChemoMechanicsProblem:
         self.b_c = dolfinx.fem.petsc.create_vector(self.V)
         self.ksp_c = LinearSolver(self.comm, self.A_c, dict(cfg.solver.diffusion), "diffusion")
         self._assembled_dt = None
+        self.phase = "potentiostatic" if cfg.loading.mode == "potentiostatic" else "galvanostatic"
 
         u, w = ufl.TrialFunction(self.W), ufl.TestFunction(self.W)
         a_u, L_u = elasticity.equilibrium_forms(u, w, self.axis, self.k, self._eps_ch())
@@ -271,6 +272,31 @@ class ChemoMechanicsProblem:
         outer_dofs = dolfinx.fem.locate_dofs_topological(
             self.V, 2, self.domain.facet_tags.find(OUTER_SURFACE))
         self._outer_dofs = outer_dofs[outer_dofs < self.V.dofmap.index_map.size_local]
+
+    def hold_surface(self, x_surface: float) -> None:
+        """Switch from galvanostatic flux to a fixed surface Li fraction (the CV phase of CC-CV).
+
+        Parameters
+        ----------
+        x_surface: Li fraction imposed on the whole outer surface.
+        """
+        self.flux.value = 0.0
+        dofs = dolfinx.fem.locate_dofs_topological(
+            self.V, 2, self.domain.facet_tags.find(OUTER_SURFACE))
+        value = dolfinx.fem.Constant(self.mesh, x_surface * self.c_max)
+        self.bcs_c = [dolfinx.fem.dirichletbc(value, dofs, self.V)]
+        # With fast surface kinetics the surface takes the held value at once; applying the
+        # jump here keeps it out of the step-size control of the following steps.
+        for f in (self.c, self.c_old):
+            f.x.array[dofs] = x_surface * self.c_max
+        self._update_x()
+        self._assembled_dt = None  # the operator changes: reassemble with the condition
+        self.phase = "hold"
+
+    def surface_range(self) -> tuple[float, float]:
+        """Smallest and largest Li fraction on the outer surface (collective)."""
+        xs = self.x.x.array[self._outer_dofs]
+        return -self._max_over(-xs), self._max_over(xs)
 
     def _gb_geometry(self) -> None:
         """Owned grain-boundary facets: unit normals and the two adjacent cells."""

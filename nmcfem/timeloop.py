@@ -1,11 +1,21 @@
-"""Adaptive time stepping of a problem with ``step(dt)``, ``accept()`` and ``reject()``.
+"""Adaptive time stepping with CC-CV charge control.
 
-The step size follows the largest change of the Li fraction per step (``time.dx_target``):
-after an accepted step dt is scaled by min(growth, 0.9 dx_target / dx_max); a step whose
-change exceeds twice the target, or whose solve fails, is undone and retried with a step cut by
-``time.cutback``, up to ``time.max_retries`` times before the run stops with a clear message.
-The last step is shortened to land exactly on the end time — for galvanostatic loading the
-cut-off mean x is reached at a known time, since the applied current fixes dx/dt.
+Step size: the largest change of the Li fraction per step follows ``time.dx_target``; after an
+accepted step dt is scaled by min(growth, 0.9 dx_target / dx_max); a step whose change exceeds
+twice the target, or whose solve fails, is undone and retried with a step cut by
+``time.cutback``, up to ``time.max_retries`` times, before the run stops with a clear message.
+
+Loading protocol (``loading``):
+
+- galvanostatic (CC): a constant current until the mean Li fraction reaches ``x_end`` — a known
+  time, since the current fixes d(mean x)/dt — or until the surface reaches its limit
+  (``surface_x_min`` on charge, ``surface_x_max`` on discharge: the analogue of a voltage
+  cut-off). At the limit the run either stops (``cv_hold: false``) or holds the surface there
+  (CV) until the mean reaches ``x_end``;
+- potentiostatic: a fixed surface Li fraction until ``t_end``.
+
+Events (surface limit, x_end during the hold) are located to ``cutoff_tolerance`` in x by
+shortening the step that crossed them (secant on the monitored value).
 """
 
 from __future__ import annotations
@@ -24,6 +34,10 @@ REJECT_FACTOR = 2.0
 SAFETY = 0.9
 #: relative tolerance on reaching the end time
 END_TOLERANCE = 1e-9
+#: shortened steps aimed at an event at most this many times per step
+MAX_EVENT_REFINEMENTS = 30
+#: a secant estimate is kept inside this fraction of the step (robust to curvature)
+SECANT_BOUNDS = (0.05, 0.95)
 
 Observer = Callable[[str, Any, dict], None]
 
@@ -33,63 +47,99 @@ class TimeLoopError(NmcfemError):
 
 
 def end_time(problem: Any, cfg: Config) -> float:
-    """Final time (s): the galvanostatic cut-off time or ``loading.t_end``, whichever is first."""
+    """Final time (s) of the current phase: galvanostatic x_end time, or ``loading.t_end``."""
     ld = cfg.loading
     t_end = ld.t_end if ld.t_end is not None else float("inf")
-    if ld.mode == "galvanostatic":
+    if ld.mode == "galvanostatic" and getattr(problem, "phase", "galvanostatic") == "galvanostatic":
         # mean x changes at exactly c_rate/3600 per second: the flux integrates to that rate
         t_cut = abs(ld.x_initial - ld.x_end) * SECONDS_PER_HOUR / ld.c_rate
         t_end = min(t_end, t_cut)
     return t_end
 
 
+def _monitor(problem: Any, cfg: Config) -> tuple[str, float, float] | None:
+    """(name, value, target) of the event the current phase watches, with the value oriented
+    so that it decreases towards the target; None when no event applies."""
+    ld = cfg.loading
+    sign = 1.0 if ld.direction == "charge" else -1.0
+    if problem.phase == "galvanostatic":
+        lo, hi = problem.surface_range()
+        if ld.direction == "charge":
+            return "surface limit", lo, ld.surface_x_min
+        return "surface limit", -hi, -ld.surface_x_max
+    if problem.phase == "hold":
+        return "x_end", sign * problem.mean_x(), sign * ld.x_end
+    return None
+
+
 def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         t_start: float = 0.0, dt_start: float | None = None, step_start: int = 0
         ) -> dict[str, Any]:
-    """Advance ``problem`` to the end time; call observers after each accepted step.
+    """Advance ``problem`` to the end of the loading protocol; observers see accepted steps.
 
     Parameters
     ----------
-    problem: object with step(dt) -> info (with "dx_max"), accept(), reject().
+    problem: object with step(dt) -> info (with "dx_max"), accept(), reject(), phase,
+        hold_surface(x), surface_range(), mean_x().
     cfg: configuration (time stepping and loading sections).
     observers: callables observer(event, problem, info) with event "step" or "end".
     t_start, dt_start, step_start: state to continue from (restart), s / s / count.
 
-    Returns a summary: steps, rejected steps, Krylov iterations, wall time (s), end time (s).
+    Returns a summary: steps, rejected steps, Krylov iterations, wall time (s), end time (s),
+    the reason the loop stopped and the time (s) the CV hold began (None if it did not).
     """
-    ts = cfg.time
+    ts, ld = cfg.time, cfg.loading
     observers = observers or []
-    t_final = end_time(problem, cfg)
     t = t_start
     dt = min(dt_start or ts.dt_initial, ts.dt_max)
     steps, rejected = step_start, 0
     its = {"ksp_its_diffusion": 0, "ksp_its_elasticity": 0}
     wall0 = time.perf_counter()
-    while t < t_final * (1 - END_TOLERANCE):
+    stop_reason, hold_start = "end time", None
+    tol = ld.cutoff_tolerance
+    finished = False
+    while not finished:
+        t_final = end_time(problem, cfg)
+        if t >= t_final * (1 - END_TOLERANCE):
+            stop_reason = "x_end reached" if t_final < (ld.t_end or float("inf")) else "t_end"
+            break
         if steps >= ts.max_steps:
-            raise TimeLoopError(f"time.max_steps = {ts.max_steps} reached at t = {t:.6g} s before "
-                                f"the end at {t_final:.6g} s: raise time.max_steps or "
-                                f"time.dx_target")
+            raise TimeLoopError(f"time.max_steps = {ts.max_steps} reached at t = {t:.6g} s: raise "
+                                f"time.max_steps or time.dx_target")
+        before = _monitor(problem, cfg)
         dt_try = min(dt, t_final - t)
-        for attempt in range(ts.max_retries + 1):
+        failures, refinements, event_hit = 0, 0, None
+        while True:
             try:
                 info = problem.step(dt_try)
                 ok = info["dx_max"] <= REJECT_FACTOR * ts.dx_target or dt_try <= ts.dt_min
                 reason = f"x changed by {info['dx_max']:.3g} > {REJECT_FACTOR} x time.dx_target"
             except SolverError as exc:
                 ok, reason, info = False, str(exc), {}
+            if ok and before is not None:
+                name, value, target = _monitor(problem, cfg)
+                if value < target - tol and refinements < MAX_EVENT_REFINEMENTS:
+                    # crossed the event: aim the step at it (secant on the monitored value)
+                    frac = (before[1] - target) / max(before[1] - value, 1e-300)
+                    problem.reject()
+                    dt_try *= min(max(frac, SECANT_BOUNDS[0]), SECANT_BOUNDS[1])
+                    refinements += 1
+                    continue
+                if value <= target + tol:
+                    event_hit = name
             if ok:
                 break
             problem.reject()
             rejected += 1
+            failures += 1
             dt_try *= ts.cutback
+            if failures > ts.max_retries:
+                raise TimeLoopError(f"step at t = {t:.6g} s failed {failures} times (last: "
+                                    f"{reason}); results up to t = {t:.6g} s are kept. Raise "
+                                    f"time.max_retries or lower time.dx_target")
             if dt_try < ts.dt_min:
                 raise TimeLoopError(f"step at t = {t:.6g} s failed ({reason}) and the step size "
                                     f"fell below time.dt_min = {ts.dt_min} s")
-        else:
-            raise TimeLoopError(f"step at t = {t:.6g} s failed {ts.max_retries + 1} times "
-                                f"(last: {reason}); results up to t = {t:.6g} s are kept. "
-                                f"Raise time.max_retries or lower time.dx_target")
         problem.accept()
         t += dt_try
         steps += 1
@@ -97,12 +147,25 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
             its[key] += int(info.get(key, 0))
         growth = ts.growth if info["dx_max"] <= 0 else \
             min(ts.growth, SAFETY * ts.dx_target / info["dx_max"])
-        # a step shortened only to hit the end time does not shrink the next one
-        dt = min(ts.dt_max, max(ts.dt_min, max(dt_try, min(dt, dt_try)) * growth))
-        step_info = {**info, "step": steps, "time": t, "rejected": rejected, "next_dt": dt}
+        # a step shortened only to land on the end time does not shrink the next one
+        base = dt_try if (failures or refinements) else max(dt_try, dt)
+        dt = min(ts.dt_max, max(ts.dt_min, base * growth))
+        if event_hit == "surface limit":
+            if ld.cv_hold:
+                limit = ld.surface_x_min if ld.direction == "charge" else ld.surface_x_max
+                problem.hold_surface(limit)
+                hold_start = t
+                dt = max(ts.dt_min, min(dt, ts.dt_initial))  # the switch starts a new transient
+            else:
+                stop_reason, finished = "surface limit (no CV hold)", True
+        elif event_hit == "x_end":
+            stop_reason, finished = "x_end reached in the CV hold", True
+        step_info = {**info, "step": steps, "time": t, "rejected": rejected, "next_dt": dt,
+                     "phase": problem.phase, "event": event_hit}
         for obs in observers:
             obs("step", problem, step_info)
     summary = {"steps": steps, "rejected_steps": rejected, "end_time [s]": t,
+               "stop_reason": stop_reason, "cv_hold_start [s]": hold_start,
                "wall_time_loop [s]": time.perf_counter() - wall0, "next_dt [s]": dt, **its}
     for obs in observers:
         obs("end", problem, summary)

@@ -1,0 +1,140 @@
+"""Analysis of a run folder: simulated surface valence, forward rendering, comparison with
+measured maps, cone analysis, figures and ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from nmcfem.analysis import cones, figures, metrics
+from nmcfem.analysis.errors import AnalysisError
+from nmcfem.analysis.measured import ratio_map, valence_map
+from nmcfem.analysis.readers import read_measured
+from nmcfem.analysis.registration import align_map
+from nmcfem.analysis.surface import load_snapshot, render, surface_valence
+
+SNAPSHOT = "analysis_snapshot.npz"
+
+
+def default_settings() -> SimpleNamespace:
+    """Analysis settings with the schema defaults (tests and scripts without a config)."""
+    from nmcfem.config import Analysis, to_dict
+
+    return SimpleNamespace(**to_dict(Analysis()))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist")
+                  else str(o))
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def simulated_map(snap, settings) -> tuple[np.ndarray, np.ndarray]:
+    """Per-point surface valence and its rendered map as the instrument sees it."""
+    v = surface_valence(snap, settings.probing_depth)
+    image = render(snap.surface_points, v, snap.radius, settings.view_direction,
+                   settings.pixel_size, settings.field_of_view, settings.probe_fwhm)
+    return v, image
+
+
+def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None,
+                out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Analyse a finished run and write figures and ``metrics.json`` (returns the metrics).
+
+    Parameters
+    ----------
+    run_dir: run folder holding ``analysis_snapshot.npz``.
+    settings: the config's ``analysis`` section (or :func:`default_settings`).
+    measured: measured files (one STXM ``.hdr``, or two images/``.xrm`` frames), or None.
+    out_dir: output folder (default ``run_dir/analysis``).
+    """
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir else run_dir / "analysis"
+    snap = load_snapshot(run_dir / SNAPSHOT)
+    v_points, sim = simulated_map(snap, settings)
+    result: dict[str, Any] = {
+        "time [s]": snap.time,
+        "probing_depth [m]": settings.probing_depth,
+        "view_direction": list(settings.view_direction),
+        "simulated_surface_valence": metrics.describe(v_points),
+        "simulated_map": metrics.describe(sim),
+    }
+    rad_x, rad_sim = metrics.radial_profile(sim)
+    result["simulated_radial_profile"] = {"r_normalised": rad_x, "valence": rad_sim}
+    depth_profile = np.nanmean(np.where(snap.in_shell, 2.0, (3.3 - snap.x_profile) / 0.8), axis=0)
+    result["simulated_depth_profile"] = {"depth [m]": snap.depths, "valence": depth_profile}
+
+    cone_sim = None
+    if len(snap.facet_areas) and np.any(snap.facet_damage > 0):
+        cone_sim = cones.cone_correlation_simulated(
+            snap.surface_points, v_points, snap.facet_centroids, snap.facet_areas,
+            snap.facet_damage, snap.radius, settings.cone_angles)
+        result["cone_correlation_simulated"] = cone_sim
+    else:
+        result["cone_correlation_simulated"] = "no interface damage in this run: nothing to correlate"
+
+    files: list[str] = []
+    maps = {"simulated": sim}
+    if measured:
+        frames = read_measured(measured)
+        ratio = ratio_map(frames, settings.energy_a, settings.energy_b)
+        pairs = settings.valence_calibration
+        # align the simulated map to the measured silhouette, then calibrate and compare
+        meas_valence_guess = ratio.xi
+        aligned, params = align_map(sim, meas_valence_guess, np.isfinite(sim), ratio.mask)
+        val, (slope, offset) = valence_map(ratio, pairs, aligned)
+        result["measured"] = {
+            "energies [eV]": ratio.energies, "mode": ratio.mode,
+            "drift_correction_px": ratio.shift_px, "pixel_size [m]": ratio.pixel_size,
+            "particle_area [m^2]": float(ratio.mask.sum() * (ratio.pixel_size or 0.0) ** 2),
+            "ratio": metrics.describe(ratio.xi), "valence": metrics.describe(val),
+            "calibration": {"slope": slope, "offset": offset,
+                            "source": "pairs" if pairs else "fitted to the simulated map"},
+            "alignment": params,
+        }
+        result["comparison"] = metrics.compare(aligned, val, ratio.mask)
+        maps = {"measured": val, "simulated (aligned)": aligned}
+        if settings.figures:
+            files += figures.difference_map(aligned, val, ratio.pixel_size,
+                                            out / "difference_map", "simulated - measured valence")
+            files += figures.histogram_plot({"measured": val, "simulated": aligned},
+                                            out / "valence_histograms", "Ni valence")
+            files += figures.maps_side_by_side(
+                {"before drift correction": ratio.xi_unregistered,
+                 "after drift correction": ratio.xi}, ratio.pixel_size, out / "ratio_registration",
+                label="ratio ξ")
+    if settings.figures:
+        files += figures.maps_side_by_side(maps, settings.pixel_size if not measured else
+                                           result["measured"]["pixel_size [m]"],
+                                           out / "valence_maps")
+        files += figures.profiles_plot({"simulated map": (rad_x, rad_sim)}, out / "radial_profile",
+                                       "distance from centre / radius (projected)", "Ni valence")
+        files += figures.profiles_plot({"mean over the surface": (snap.depths * 1e9,
+                                                                  depth_profile)},
+                                       out / "depth_profile", "depth below surface (nm)",
+                                       "Ni valence")
+        if cone_sim:
+            files += figures.cone_correlation_plot({"simulated": cone_sim},
+                                                   out / "cone_correlation",
+                                                   "correlation: valence vs crack density")
+    result["figures"] = files
+    _write_json(out / "metrics.json", result)
+    np.save(out / "simulated_valence_map.npy", sim) if out.exists() else None
+    return result
+
+
+def require_settings(settings: Any) -> None:
+    """Check that ``settings`` has every analysis attribute (clear error otherwise)."""
+    for key in vars(default_settings()):
+        if not hasattr(settings, key):
+            raise AnalysisError(f"analysis settings lack '{key}'")
