@@ -223,7 +223,7 @@ class Loading:
     surface_x_max: float = param(1.0, "-", "discharge: highest surface Li fraction", lo=0, hi=1)
     cv_hold: bool = param(True, "-", "galvanostatic: when the surface limit is reached, hold the "
                           "surface there (constant voltage) until x_end; false: stop there")
-    cutoff_tolerance: float = param(2e-3, "-", "how closely events (surface limit, x_end in the "
+    cutoff_tolerance: float = param(5e-3, "-", "how closely events (surface limit, x_end in the "
                                     "hold) are located in x", lo=0, lo_open=True, hi=0.1)
     stress_assisted: bool = param(False, "-", "add the stress-assisted flux -D c Omega/(R T) "
                                   "grad(sigma_h)")
@@ -240,7 +240,7 @@ class TimeStepping:
     dt_initial: float = param(1.0, "s", "first time step", lo=0, lo_open=True)
     dt_min: float = param(1e-3, "s", "smallest time step before giving up", lo=0, lo_open=True)
     dt_max: float = param(60.0, "s", "largest time step", lo=0, lo_open=True)
-    dx_target: float = param(0.01, "-", "target largest change of Li fraction per step", lo=0,
+    dx_target: float = param(0.02, "-", "target largest change of Li fraction per step", lo=0,
                              lo_open=True, hi=1)
     growth: float = param(1.5, "-", "step growth factor after an easy step", lo=1, hi=10)
     cutback: float = param(0.5, "-", "step reduction factor after a failure", lo=0, hi=1,

@@ -171,7 +171,11 @@ class ChemoMechanicsProblem:
         self.volume = self._integrate(one * ufl.dx)
         self.outer_area = self._integrate(one * self.ds(OUTER_SURFACE))
         self.flux_value = self._surface_flux()
-        self.flux = dolfinx.fem.Constant(mesh, self.flux_value)
+        # Outward flux per surface node: the C-rate flux, or 0 where the surface is clamped at
+        # its limit (local constant-voltage hold)
+        self.flux = dolfinx.fem.Function(self.V, name="surface_flux")
+        self.flux.x.array[:] = self.flux_value
+        self.clamped = np.zeros(0, dtype=np.int32)
         self._build_forms()
         self.stress = dolfinx.fem.Function(self.T0, name="stress")
         self._stress_expr = dolfinx.fem.Expression(self._stress_ufl(),
@@ -271,31 +275,53 @@ class ChemoMechanicsProblem:
         self._surface_x = dolfinx.fem.form(self.x * self.ds(OUTER_SURFACE))
         outer_dofs = dolfinx.fem.locate_dofs_topological(
             self.V, 2, self.domain.facet_tags.find(OUTER_SURFACE))
+        self._outer_dofs_all = outer_dofs
         self._outer_dofs = outer_dofs[outer_dofs < self.V.dofmap.index_map.size_local]
 
-    def hold_surface(self, x_surface: float) -> None:
-        """Switch from galvanostatic flux to a fixed surface Li fraction (the CV phase of CC-CV).
+    def clamp_surface(self, limit: float, tol: float, charge: bool) -> int:
+        """Hold surface nodes that reached the limit at it (local CC -> CV); return how many
+        nodes were newly clamped (collective).
+
+        A surface point follows the constant current until its Li fraction reaches ``limit``
+        (the analogue of the voltage cut-off) and is then held there, so the total current
+        falls smoothly as more of the surface reaches the limit.
 
         Parameters
         ----------
-        x_surface: Li fraction imposed on the whole outer surface.
+        limit: surface Li fraction of the hold.
+        tol: nodes within this distance (in x) of the limit are clamped.
+        charge: True for delithiation (limit from above), False for lithiation.
         """
-        self.flux.value = 0.0
-        dofs = dolfinx.fem.locate_dofs_topological(
-            self.V, 2, self.domain.facet_tags.find(OUTER_SURFACE))
-        value = dolfinx.fem.Constant(self.mesh, x_surface * self.c_max)
-        self.bcs_c = [dolfinx.fem.dirichletbc(value, dofs, self.V)]
-        # With fast surface kinetics the surface takes the held value at once; applying the
-        # jump here keeps it out of the step-size control of the following steps.
+        x = self.x.x.array
+        outer = self._outer_dofs_all
+        reached = outer[(x[outer] <= limit + tol) if charge else (x[outer] >= limit - tol)]
+        new = np.setdiff1d(reached, self.clamped)
+        count = self.comm.allreduce(int(np.sum(new < self.V.dofmap.index_map.size_local)),
+                                    op=MPI.SUM)
+        if count == 0:
+            return 0
+        self.clamped = np.union1d(self.clamped, new).astype(np.int32)
         for f in (self.c, self.c_old):
-            f.x.array[dofs] = x_surface * self.c_max
+            f.x.array[new] = limit * self.c_max  # a jump of at most tol
+        self.flux.x.array[self.clamped] = 0.0
         self._update_x()
-        self._assembled_dt = None  # the operator changes: reassemble with the condition
+        value = dolfinx.fem.Constant(self.mesh, limit * self.c_max)
+        self.bcs_c = [dolfinx.fem.dirichletbc(value, self.clamped, self.V)]
+        self._assembled_dt = None  # reassemble the operator with the new condition
         self.phase = "hold"
+        return count
 
-    def surface_range(self) -> tuple[float, float]:
-        """Smallest and largest Li fraction on the outer surface (collective)."""
-        xs = self.x.x.array[self._outer_dofs]
+    def surface_range(self, free_only: bool = False) -> tuple[float, float]:
+        """Smallest and largest Li fraction on the outer surface (collective).
+
+        Parameters
+        ----------
+        free_only: only over surface nodes not clamped at the limit.
+        """
+        dofs = self._outer_dofs
+        if free_only and len(self.clamped):
+            dofs = np.setdiff1d(dofs, self.clamped)
+        xs = self.x.x.array[dofs]
         return -self._max_over(-xs), self._max_over(xs)
 
     def _gb_geometry(self) -> None:

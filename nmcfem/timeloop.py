@@ -7,11 +7,12 @@ twice the target, or whose solve fails, is undone and retried with a step cut by
 
 Loading protocol (``loading``):
 
-- galvanostatic (CC): a constant current until the mean Li fraction reaches ``x_end`` — a known
-  time, since the current fixes d(mean x)/dt — or until the surface reaches its limit
-  (``surface_x_min`` on charge, ``surface_x_max`` on discharge: the analogue of a voltage
-  cut-off). At the limit the run either stops (``cv_hold: false``) or holds the surface there
-  (CV) until the mean reaches ``x_end``;
+- galvanostatic (CC): a constant current density until the mean Li fraction reaches ``x_end``
+  — a known time, since the current fixes d(mean x)/dt — or until the surface reaches its
+  limit (``surface_x_min`` on charge, ``surface_x_max`` on discharge: the analogue of a voltage
+  cut-off). There the run either stops (``cv_hold: false``) or holds each surface point that
+  reaches the limit at it (local CV) while the rest keeps its current, until the mean reaches
+  ``x_end``;
 - potentiostatic: a fixed surface Li fraction until ``t_end``.
 
 Events (surface limit, x_end during the hold) are located to ``cutoff_tolerance`` in x by
@@ -57,19 +58,22 @@ def end_time(problem: Any, cfg: Config) -> float:
     return t_end
 
 
-def _monitor(problem: Any, cfg: Config) -> tuple[str, float, float] | None:
-    """(name, value, target) of the event the current phase watches, with the value oriented
-    so that it decreases towards the target; None when no event applies."""
+def _events(problem: Any, cfg: Config) -> list[tuple[str, float, float]]:
+    """Events the current phase watches, as (name, value, target) oriented so that the value
+    decreases towards the target: the free surface reaching its limit, and (once part of the
+    surface is held) the mean Li fraction reaching x_end."""
     ld = cfg.loading
-    sign = 1.0 if ld.direction == "charge" else -1.0
-    if problem.phase == "galvanostatic":
-        lo, hi = problem.surface_range()
-        if ld.direction == "charge":
-            return "surface limit", lo, ld.surface_x_min
-        return "surface limit", -hi, -ld.surface_x_max
+    if problem.phase == "potentiostatic":
+        return []
+    lo, hi = problem.surface_range(free_only=True)
+    if ld.direction == "charge":
+        events = [("surface limit", lo, ld.surface_x_min)]
+    else:
+        events = [("surface limit", -hi, -ld.surface_x_max)]
     if problem.phase == "hold":
-        return "x_end", sign * problem.mean_x(), sign * ld.x_end
-    return None
+        sign = 1.0 if ld.direction == "charge" else -1.0
+        events.append(("x_end", sign * problem.mean_x(), sign * ld.x_end))
+    return events
 
 
 def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
@@ -80,7 +84,7 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
     Parameters
     ----------
     problem: object with step(dt) -> info (with "dx_max"), accept(), reject(), phase,
-        hold_surface(x), surface_range(), mean_x().
+        clamp_surface(limit, tol, charge), surface_range(free_only), mean_x().
     cfg: configuration (time stepping and loading sections).
     observers: callables observer(event, problem, info) with event "step" or "end".
     t_start, dt_start, step_start: state to continue from (restart), s / s / count.
@@ -106,27 +110,31 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         if steps >= ts.max_steps:
             raise TimeLoopError(f"time.max_steps = {ts.max_steps} reached at t = {t:.6g} s: raise "
                                 f"time.max_steps or time.dx_target")
-        before = _monitor(problem, cfg)
+        before = {name: value for name, value, _ in _events(problem, cfg)}
         dt_try = min(dt, t_final - t)
-        failures, refinements, event_hit = 0, 0, None
+        failures, refinements, hits = 0, 0, []
         while True:
             try:
-                info = problem.step(dt_try)
+                # transport first: the step size and events depend on it alone, so trial steps
+                # that are redone never pay for the mechanics
+                info = problem.step(dt_try, mechanics=False)
                 ok = info["dx_max"] <= REJECT_FACTOR * ts.dx_target or dt_try <= ts.dt_min
                 reason = f"x changed by {info['dx_max']:.3g} > {REJECT_FACTOR} x time.dx_target"
+                if ok and before:
+                    events = _events(problem, cfg)
+                    crossed = [(before[n] - target) / max(before[n] - value, 1e-300)
+                               for n, value, target in events if value < target - tol]
+                    if crossed and refinements < MAX_EVENT_REFINEMENTS:
+                        # an event was overshot: aim the step at the first one (secant)
+                        problem.reject()
+                        dt_try *= min(max(min(crossed), SECANT_BOUNDS[0]), SECANT_BOUNDS[1])
+                        refinements += 1
+                        continue
+                    hits = [n for n, value, target in events if value <= target + tol]
+                if ok:
+                    info["ksp_its_elasticity"] = problem.solve_elasticity()
             except SolverError as exc:
                 ok, reason, info = False, str(exc), {}
-            if ok and before is not None:
-                name, value, target = _monitor(problem, cfg)
-                if value < target - tol and refinements < MAX_EVENT_REFINEMENTS:
-                    # crossed the event: aim the step at it (secant on the monitored value)
-                    frac = (before[1] - target) / max(before[1] - value, 1e-300)
-                    problem.reject()
-                    dt_try *= min(max(frac, SECANT_BOUNDS[0]), SECANT_BOUNDS[1])
-                    refinements += 1
-                    continue
-                if value <= target + tol:
-                    event_hit = name
             if ok:
                 break
             problem.reject()
@@ -150,18 +158,18 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         # a step shortened only to land on the end time does not shrink the next one
         base = dt_try if (failures or refinements) else max(dt_try, dt)
         dt = min(ts.dt_max, max(ts.dt_min, base * growth))
-        if event_hit == "surface limit":
+        if "surface limit" in hits:
             if ld.cv_hold:
                 limit = ld.surface_x_min if ld.direction == "charge" else ld.surface_x_max
-                problem.hold_surface(limit)
-                hold_start = t
-                dt = max(ts.dt_min, min(dt, ts.dt_initial))  # the switch starts a new transient
+                if problem.clamp_surface(limit, tol, ld.direction == "charge") and \
+                        hold_start is None:
+                    hold_start = t
             else:
-                stop_reason, finished = "surface limit (no CV hold)", True
-        elif event_hit == "x_end":
-            stop_reason, finished = "x_end reached in the CV hold", True
+                stop_reason, finished = "surface limit reached (cv_hold off)", True
+        if "x_end" in hits:
+            stop_reason, finished = "x_end reached (surface partly held at its limit)", True
         step_info = {**info, "step": steps, "time": t, "rejected": rejected, "next_dt": dt,
-                     "phase": problem.phase, "event": event_hit}
+                     "phase": problem.phase, "events": hits}
         for obs in observers:
             obs("step", problem, step_info)
     summary = {"steps": steps, "rejected_steps": rejected, "end_time [s]": t,

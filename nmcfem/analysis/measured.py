@@ -27,6 +27,7 @@ class RatioMap:
     mode: str
     signal_a: np.ndarray
     signal_b: np.ndarray
+    signal_b_raw: np.ndarray
 
 
 def pick_pair(frames: list[Frame], energy_a: float, energy_b: float) -> tuple[Frame, Frame]:
@@ -79,7 +80,7 @@ def ratio_map(frames: list[Frame], energy_a: float, energy_b: float,
     return RatioMap(xi=xi, xi_unregistered=np.where(mask, raw, np.nan), mask=mask,
                     shift_px=shift, uncertainty=unc, pixel_size=a.pixel_size,
                     energies=(a.energy, b.energy), mode=mode, signal_a=sig_a,
-                    signal_b=sig_b_reg)
+                    signal_b=sig_b_reg, signal_b_raw=sig_b)
 
 
 def valence_map(ratio: RatioMap, pairs: list | None, reference: np.ndarray | None = None

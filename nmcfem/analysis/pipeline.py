@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from nmcfem.analysis import cones, figures, metrics
 from nmcfem.analysis.errors import AnalysisError
@@ -20,6 +21,8 @@ from nmcfem.analysis.registration import align_map
 from nmcfem.analysis.surface import load_snapshot, render, surface_valence
 
 SNAPSHOT = "analysis_snapshot.npz"
+#: pixels at the silhouette edge left out of map comparisons
+RIM_PIXELS = 2
 
 
 def default_settings() -> SimpleNamespace:
@@ -102,7 +105,9 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
                             "source": "pairs" if pairs else "fitted to the simulated map"},
             "alignment": params,
         }
-        result["comparison"] = metrics.compare(aligned, val, ratio.mask)
+        # rim pixels mix particle and background: compare the interior only
+        interior = ndimage.binary_erosion(ratio.mask, iterations=RIM_PIXELS)
+        result["comparison"] = metrics.compare(aligned, val, interior)
         maps = {"measured": val, "simulated (aligned)": aligned}
         if settings.figures:
             files += figures.difference_map(aligned, val, ratio.pixel_size,

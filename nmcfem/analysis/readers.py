@@ -78,8 +78,9 @@ def read_image(path: str | Path, energy: float | None = None, pixel_size: float 
         raise AnalysisError(f"'{path}' could not be read as an image ({type(exc).__name__}: "
                             f"{exc}); is the file complete?") from None
     img = np.asarray(img, dtype=float)
-    if img.ndim != 2:
-        raise AnalysisError(f"'{path}': expected a 2D image, got shape {img.shape}")
+    if img.ndim != 2 or img.size == 0:
+        raise AnalysisError(f"'{path}' could not be read as a 2D image (got shape {img.shape}); "
+                            f"is the file complete?")
     return Frame(img, energy, pixel_size, str(path))
 
 

@@ -16,8 +16,10 @@ ROTATION_STEP = 2.0
 def find_shift(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
     """(dy, dx) in pixels that moves ``moving`` onto ``reference`` (phase correlation).
 
-    Images are normalised and windowed first so that the result follows the structure, not
-    the overall intensity that differs between energies.
+    Each image has its background level (the median of its border pixels) removed and is
+    scaled to unit spread, so the correlation follows the particle, not the overall intensity
+    that differs between energies; no window is applied, since a window common to both images
+    would pull the peak towards zero shift.
     """
     from skimage.registration import phase_cross_correlation
 
@@ -25,10 +27,10 @@ def find_shift(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
         raise AnalysisError(f"registration: shapes {reference.shape} and {moving.shape} differ")
 
     def prep(img: np.ndarray) -> np.ndarray:
-        img = np.nan_to_num(np.asarray(img, dtype=float))
-        img = (img - img.mean()) / (img.std() or 1.0)
-        window = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
-        return img * window
+        img = np.asarray(img, dtype=float)
+        border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+        img = np.nan_to_num(img - np.nanmedian(border))
+        return img / (img.std() or 1.0)
 
     shift, _, _ = phase_cross_correlation(prep(reference), prep(moving),
                                           upsample_factor=UPSAMPLE, normalization=None)
@@ -36,9 +38,17 @@ def find_shift(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
 
 
 def apply_shift(image: np.ndarray, shift: np.ndarray, order: int = 3) -> np.ndarray:
-    """Shift an image by (dy, dx) pixels (cubic spline; edges filled with NaN)."""
-    out = ndimage.shift(np.asarray(image, dtype=float), shift, order=order, mode="constant",
-                        cval=np.nan)
+    """Shift an image by (dy, dx) pixels (cubic spline); pixels with no data become NaN.
+
+    NaNs must not enter the spline prefilter (they would spread over the whole image), so the
+    data are shifted with NaN read as the nearest value and the validity mask separately.
+    """
+    img = np.asarray(image, dtype=float)
+    valid = np.isfinite(img)
+    filled = np.where(valid, img, np.nanmedian(img) if valid.any() else 0.0)
+    out = ndimage.shift(filled, shift, order=order, mode="nearest")
+    still_valid = ndimage.shift(valid.astype(float), shift, order=1, mode="constant", cval=0.0)
+    out[still_valid < 1.0 - 1e-6] = np.nan
     return out
 
 
