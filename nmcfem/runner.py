@@ -104,7 +104,7 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
         folder.write_manifest("failed", error=str(exc))
         say(f"run FAILED: {exc}\n  what was written so far is kept in {folder.path}")
         raise
-    except Exception as exc:
+    except BaseException as exc:  # bugs, Ctrl-C: the manifest must never say "running" or "done"
         folder.write_manifest("failed", error=f"{type(exc).__name__}: {exc}",
                               traceback=traceback.format_exc())
         raise

@@ -25,6 +25,8 @@ from nmcfem.outputs import atomic_save_npz
 # Vertices of the outer surface lie on the boundary of the mesh; sampling exactly there may
 # miss every cell by round-off, so the shallowest sample sits this fraction of R inside.
 SURFACE_INSET = 1e-9
+# A point counts as inside a tetrahedron when no barycentric coordinate is below -this.
+INSIDE_TOLERANCE = 1e-9
 # Coordinates are matched across ranks after rounding to this many metres.
 MATCH_TOLERANCE = 1e-12
 
@@ -60,13 +62,24 @@ def surface_vertices(domain: Any, comm: MPI.Comm) -> np.ndarray:
     return comm.bcast(allpts, root=0)
 
 
+def _barycentric(vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates (k,4) of points (k,3) in tetrahedra with vertices (k,4,3)."""
+    T = (vertices[:, 1:] - vertices[:, :1]).transpose(0, 2, 1)
+    lam = np.linalg.solve(T, (points - vertices[:, 0])[..., None])[..., 0]
+    return np.concatenate([1.0 - lam.sum(axis=1, keepdims=True), lam], axis=1)
+
+
 def evaluate_at_points(fun: dolfinx.fem.Function, cell_values: np.ndarray | None,
                        points: np.ndarray, comm: MPI.Comm) -> tuple[np.ndarray, np.ndarray]:
-    """Values of scalar ``fun`` and of per-cell ``cell_values`` at ``points`` (same on all ranks).
+    """Values of P1 ``fun`` and of per-cell ``cell_values`` at ``points`` (same on all ranks).
+
+    Candidate cells come from the bounding-box tree; the containing cell is chosen by
+    barycentric coordinates computed here (the library's collision tolerance is absolute, too
+    loose for a 10 nm shell in metre coordinates), and the value is the P1 interpolant.
 
     Parameters
     ----------
-    fun: scalar dolfinx Function.
+    fun: scalar P1 Function.
     cell_values: array indexed by local cell (e.g. cell tag) or None.
     points: (p,3) query points in m, identical on every rank.
     comm: communicator of the mesh.
@@ -76,20 +89,27 @@ def evaluate_at_points(fun: dolfinx.fem.Function, cell_values: np.ndarray | None
     mesh = fun.function_space.mesh
     tdim = mesh.topology.dim
     ncells = mesh.topology.index_map(tdim).size_local
-    tree = dgeo.bb_tree(mesh, tdim, np.arange(ncells, dtype=np.int32))
+    tree = dgeo.bb_tree(mesh, tdim, entities=np.arange(ncells, dtype=np.int32))
     candidates = dgeo.compute_collisions_points(tree, points)
-    colliding = dgeo.compute_colliding_cells(mesh, candidates, points)
-    found = np.array([len(colliding.links(i)) > 0 for i in range(len(points))], dtype=bool)
-    idx = np.flatnonzero(found)
-    cells = np.array([colliding.links(i)[0] for i in idx], dtype=np.int32)
+    offsets = candidates.offsets
+    cells = candidates.array.astype(np.int32)
+    owner = np.repeat(np.arange(len(points)), np.diff(offsets))
     values = np.full(len(points), -np.inf)
     tags = np.full(len(points), -1, dtype=np.int64)
-    if len(idx):
-        values[idx] = fun.eval(points[idx], cells).reshape(-1)
+    if len(cells):
+        geo = mesh.geometry.dofmaps[0][cells]
+        lam = _barycentric(mesh.geometry.x[geo], points[owner])
+        score = lam.min(axis=1)
+        # best candidate per point: sort by (point, -score) and take the first of each point
+        order = np.lexsort((-score, owner))
+        first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+        good = first[score[first] > -INSIDE_TOLERANCE]
+        dofs = fun.function_space.dofmap.list[cells[good]]
+        values[owner[good]] = np.sum(lam[good] * fun.x.array[dofs], axis=1)
         if cell_values is not None:
-            tags[idx] = cell_values[cells]
-    # Continuous fields agree wherever several ranks hold the point; take the largest value
-    # and tag so the result does not depend on the partition.
+            tags[owner[good]] = cell_values[cells[good]]
+    # A point on a partition boundary is found by several ranks with the same value (P1 is
+    # continuous); taking the maximum makes the result independent of the partition.
     values = comm.allreduce(values, op=MPI.MAX)
     tags = comm.allreduce(tags, op=MPI.MAX)
     values[~np.isfinite(values)] = np.nan

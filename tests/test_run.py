@@ -1,0 +1,106 @@
+"""End-to-end runs of the quick case: run folder contents, failures, restart."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from nmcfem import NmcfemError
+from nmcfem.cli import main
+from nmcfem.config import load_config
+from nmcfem.runner import run_command
+
+
+def _quick(repo, tmp_path, *extra):
+    return load_config(repo / "configs" / "quick.yaml",
+                       [f"output.mesh_cache={tmp_path / 'meshes'}", *extra])
+
+
+def _series(folder):
+    with open(folder / "series.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_quick_run_writes_a_complete_run_folder(repo, tmp_path, capsys):
+    cfg = _quick(repo, tmp_path, "analysis.figures=true")
+    folder = tmp_path / "run"
+    assert run_command(cfg, "quick", str(folder)) == "done"
+    out = capsys.readouterr().out
+    assert "results in" in out and str(folder) in out
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["ranks"] == 1
+    assert manifest["versions"]["dolfinx"].startswith("0.11")
+    for phase in ("mesh", "setup", "assembly", "solve", "output", "analysis"):
+        assert phase in manifest["timings [s]"], phase
+    rows = _series(folder)
+    header = rows[0].keys()
+    for key in ("time [s]", "mean_x [-]", "surface_x_mean [-]", "total_li [mol]",
+                "max_principal_stress_grains [Pa]", "max_gb_normal_traction [Pa]", "dt [s]",
+                "ksp_its_elasticity"):
+        assert key in header, key
+    assert float(rows[-1]["mean_x [-]"]) == pytest.approx(cfg.loading.x_end, abs=0.01)
+    assert float(rows[0]["time [s]"]) == 0.0
+    assert any(p.suffix == ".bp" for p in (folder / "fields").iterdir())
+    snap = np.load(folder / "analysis_snapshot.npz")
+    assert snap["x_profile"].shape == (len(snap["surface_points"]), len(snap["depths"]))
+    assert np.all(snap["in_shell"][:, 0]) and not np.any(snap["in_shell"][:, -1])
+    metrics = json.loads((folder / "analysis" / "metrics.json").read_text())
+    assert 2.0 < metrics["simulated_surface_valence"]["mean"] < 3.8
+    assert (folder / "analysis" / "valence_maps.png").is_file()
+    # Li conservation in the galvanostatic phase: total Li falls at the applied current
+    t = np.array([float(r["time [s]"]) for r in rows])
+    li = np.array([float(r["total_li [mol]"]) for r in rows])
+    rate = (li[0] - li[-1]) / t[-1]
+    assert rate == pytest.approx(li[0] * cfg.loading.c_rate / 3600.0, rel=1e-6)
+
+
+def test_solver_failure_is_clear_and_keeps_results(repo, tmp_path):
+    cfg = _quick(repo, tmp_path, "solver.elasticity={ksp_type: cg, pc_type: none, ksp_max_it: 2}",
+                 "time.max_retries=1", "time.dt_initial=0.5")
+    folder = tmp_path / "bad"
+    with pytest.raises(NmcfemError, match="elasticity solve did not converge.*solver.elasticity"):
+        run_command(cfg, "quick", str(folder))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "did not converge" in manifest["error"]
+
+
+def test_restart_from_checkpoint_equals_uninterrupted_run(repo, tmp_path, monkeypatch):
+    overrides = ["output.checkpoint_every=4", "analysis.enabled=false"]
+    cfg = _quick(repo, tmp_path, *overrides)
+    full = tmp_path / "full"
+    run_command(cfg, "quick", str(full))
+    # an interrupted run: stop right after the checkpoint of step 8
+    from nmcfem import simulation
+
+    original = simulation.RunRecorder.__call__
+
+    def stop_after_step_8(self, event, problem, info):
+        original(self, event, problem, info)
+        if event == "step" and info["step"] == 9:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulation.RunRecorder, "__call__", stop_after_step_8)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        run_command(cfg, "quick", str(part))
+    monkeypatch.setattr(simulation.RunRecorder, "__call__", original)
+    assert json.loads((part / "manifest.json").read_text())["status"] == "failed"
+    assert main(["run", str(repo / "configs" / "quick.yaml"), "--restart", str(part),
+                 "--set", f"output.mesh_cache={tmp_path / 'meshes'}",
+                 *[a for o in overrides for a in ("--set", o)]]) == 0
+    a, b = _series(full), _series(part)
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        for key in ("time [s]", "mean_x [-]", "surface_x_min [-]", "max_gb_normal_traction [Pa]"):
+            assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-10, abs=1e-12), key
+
+
+def test_restart_refuses_another_config(repo, tmp_path):
+    cfg = _quick(repo, tmp_path, "output.checkpoint_every=2", "analysis.enabled=false",
+                 "loading.x_end=0.95")
+    folder = tmp_path / "r"
+    run_command(cfg, "quick", str(folder))
+    code = main(["run", str(repo / "configs" / "quick.yaml"), "--restart", str(folder),
+                 "--set", "loading.x_end=0.9"])
+    assert code == 2
