@@ -145,14 +145,15 @@ def _sweep(args: argparse.Namespace) -> int:
         return 0
     if args.slurm:
         text = sw.slurm_script(sweep, args.ntasks or 2 * rpc, rpc, args.walltime, sys.executable,
-                               str(Path(sys.argv[0]).resolve()), str(Path.cwd()))
+                               str(Path(sys.argv[0]).resolve()), str(Path.cwd()), args.only)
         if MPI.COMM_WORLD.rank == 0:
             atomic_write_text(args.slurm, text)
             Path(args.slurm).chmod(0o755)
         log(f"wrote {args.slurm}: submit with `sbatch {args.slurm}`")
         return 0
     rows = sw.run_sweep(sweep, rpc, args.retry_failed, args.only)
-    failed = MPI.COMM_WORLD.bcast(sum(r["status"] != "done" for r in rows), root=0)
+    failed = MPI.COMM_WORLD.bcast(sum(r["status"] != "done" for r in rows
+                                      if args.only is None or r["case"] in args.only), root=0)
     return EXIT_FAILED if failed else 0
 
 

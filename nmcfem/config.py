@@ -258,14 +258,14 @@ class Solver:
     """PETSc options of each sub-problem (plain dicts; scalable defaults)."""
 
     elasticity: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-8,
-                              "ksp_max_it": 2000, "pc_gamg_coarse_eq_limit": 1000,
+                              "ksp_atol": 1e-18, "ksp_max_it": 2000, "pc_gamg_coarse_eq_limit": 1000,
                               "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "sor"},
                              "-", "PETSc options for the elasticity solve (CG + smoothed-"
                              "aggregation AMG with the rigid-body near-nullspace; SOR smoothing "
                              "copes with the flat shell elements; direct: ksp_type preonly, "
                              "pc_type lu, pc_factor_mat_solver_type mumps)")
     diffusion: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10,
-                             "ksp_max_it": 1000}, "-", "PETSc options for the Li transport solve")
+                             "ksp_atol": 1e-20, "ksp_max_it": 1000}, "-", "PETSc options for the Li transport solve")
     nonlinear: dict = param({"snes_type": "newtonls", "snes_linesearch_type": "bt",
                              "snes_rtol": 1e-8, "snes_atol": 1e-10, "snes_max_it": 25}, "-",
                             "PETSc SNES options when cohesive cracking makes the step nonlinear")

@@ -346,15 +346,23 @@ SLURM_TEMPLATE = """#!/bin/bash
 set -euo pipefail
 cd {workdir}
 # NMCFEM_LAUNCHER lets the same script run off-cluster, e.g. NMCFEM_LAUNCHER="mpiexec -n {ntasks}".
-${{NMCFEM_LAUNCHER:-srun}} {python} {entry} sweep {sweep} --ranks-per-case {rpc}
+${{NMCFEM_LAUNCHER:-srun}} {python} {entry} sweep {sweep} --ranks-per-case {rpc}{only}
 """
 
 
 def slurm_script(sweep: Sweep, ntasks: int, ranks_per_case: int, walltime: str,
-                 python: str, entry: str, workdir: str) -> str:
-    """Text of a SLURM batch script that runs ``sweep`` in one allocation of ``ntasks`` ranks."""
+                 python: str, entry: str, workdir: str, only: list[int] | None = None) -> str:
+    """Text of a SLURM batch script that runs ``sweep`` in one allocation of ``ntasks`` ranks.
+
+    Parameters
+    ----------
+    sweep: validated sweep; ntasks: MPI tasks; ranks_per_case: ranks per case;
+    walltime: SLURM time limit; python, entry, workdir: interpreter, run_sim.py, folder;
+    only: case indices to run (None: all).
+    """
     if ntasks % ranks_per_case:
         raise SweepError(f"--ntasks {ntasks} is not a multiple of --ranks-per-case {ranks_per_case}")
     return SLURM_TEMPLATE.format(sweep=sweep.path, ntasks=ntasks, groups=ntasks // ranks_per_case,
                                  rpc=ranks_per_case, walltime=walltime, python=python,
-                                 entry=entry, workdir=workdir, directory=sweep.directory)
+                                 entry=entry, workdir=workdir, directory=sweep.directory,
+                                 only=(" --only " + " ".join(map(str, only))) if only else "")
