@@ -402,21 +402,22 @@ class ChemoMechanicsProblem:
         return its
 
     def _update_nodal_hydrostatic(self) -> None:
-        """Nodal hydrostatic stress (Pa) by volume-weighted averaging of the cell values."""
-        mesh = self.mesh
+        """Nodal hydrostatic stress (Pa): lumped L2 projection of the cell values onto P1."""
+        if not hasattr(self, "_sh_cell"):
+            v = ufl.TestFunction(self.V)
+            self._sh_cell = dolfinx.fem.Function(self.Q0)
+            self._lumped = dolfinx.fem.petsc.assemble_vector(dolfinx.fem.form(v * ufl.dx))
+            self._lumped.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            self._sh_form = dolfinx.fem.form(self._sh_cell * v * ufl.dx)
+            self._sh_vec = dolfinx.fem.petsc.create_vector(self.V)
         sig = self.stress.x.array.reshape(-1, 9)
-        sh = (sig[:, 0] + sig[:, 4] + sig[:, 8]) / 3.0
-        expr = ufl.TestFunction(self.V) * ufl.dx
-        weight = dolfinx.fem.petsc.assemble_vector(dolfinx.fem.form(expr))
-        q = dolfinx.fem.Function(self.Q0)
-        q.x.array[:] = sh
-        num = dolfinx.fem.petsc.assemble_vector(dolfinx.fem.form(q * ufl.TestFunction(self.V)
-                                                                 * ufl.dx))
-        for vec in (weight, num):
-            vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        self.sigma_h.x.petsc_vec.pointwiseDivide(num, weight)
+        self._sh_cell.x.array[:] = (sig[:, 0] + sig[:, 4] + sig[:, 8]) / 3.0
+        with self._sh_vec.localForm() as local:
+            local.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(self._sh_vec, self._sh_form)
+        self._sh_vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        self.sigma_h.x.petsc_vec.pointwiseDivide(self._sh_vec, self._lumped)
         self.sigma_h.x.scatter_forward()
-        del mesh
 
     def step(self, dt: float, mechanics: bool = True) -> dict[str, Any]:
         """One staggered step of length dt (s): c, then u. Call accept() or reject() after.

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from mpi4py import MPI
 
 from nmcfem import NmcfemError

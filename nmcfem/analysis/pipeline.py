@@ -14,7 +14,6 @@ import numpy as np
 from scipy import ndimage
 
 from nmcfem.analysis import cones, figures, metrics
-from nmcfem.analysis.errors import AnalysisError
 from nmcfem.analysis.measured import ratio_map, valence_map
 from nmcfem.analysis.readers import read_measured
 from nmcfem.analysis.registration import align_map
@@ -133,13 +132,7 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
                                                    out / "cone_correlation",
                                                    "correlation: valence vs crack density")
     result["figures"] = files
-    _write_json(out / "metrics.json", result)
-    np.save(out / "simulated_valence_map.npy", sim) if out.exists() else None
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "simulated_valence_map.npy", sim)
+    _write_json(out / "metrics.json", result)  # last: its presence means the analysis finished
     return result
-
-
-def require_settings(settings: Any) -> None:
-    """Check that ``settings`` has every analysis attribute (clear error otherwise)."""
-    for key in vars(default_settings()):
-        if not hasattr(settings, key):
-            raise AnalysisError(f"analysis settings lack '{key}'")

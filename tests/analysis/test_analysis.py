@@ -11,7 +11,6 @@ from nmcfem.analysis import cones, metrics, pipeline, readers, synthetic
 from nmcfem.analysis.errors import AnalysisError
 from nmcfem.analysis.measured import ratio_map
 from nmcfem.analysis.ratio import calibrate, particle_mask, tey_ratio_uncertainty
-from nmcfem.analysis.registration import apply_shift, find_shift
 from nmcfem.outputs import atomic_save_npz
 
 PACKAGE = Path(__file__).resolve().parents[2] / "nmcfem" / "analysis"

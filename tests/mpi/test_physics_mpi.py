@@ -1,7 +1,5 @@
 """The quick case gives the same time series on any number of ranks (serial and mpiexec -n 2)."""
 
-import numpy as np
-import pytest
 from mpi4py import MPI
 
 from nmcfem.config import load_config

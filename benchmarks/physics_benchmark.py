@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Cost of the coupled transport/mechanics step: the default particle and two refinements.
+
+For each mesh: unknowns, a fixed number of steps at a fixed size, Krylov iterations per solve
+(they should stay roughly flat under refinement with GAMG and the rigid-body near-nullspace),
+wall time per phase and the peak resident memory. Run: ``python benchmarks/physics_benchmark.py
+[--ranks N]`` (``make bench`` runs every benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REFINEMENTS = (1.0, 0.8, 0.64)  # factor on the default element sizes
+STEPS, DT = 8, 20.0  # s
+
+
+def one_case(factor: float, steps: int, dt: float) -> dict:
+    """Run ``steps`` steps of ``dt`` s on the default particle with sizes scaled by ``factor``."""
+    from mpi4py import MPI
+
+    from nmcfem.config import Config, load_config
+    from nmcfem.mesh import load_particle
+    from nmcfem.orientations import grain_rotations
+    from nmcfem.problem import ChemoMechanicsProblem
+
+    base = Config().geometry.mesh
+    cfg = load_config(REPO / "configs" / "default.yaml", [
+        f"geometry.mesh.boundary_size={base.boundary_size * factor}",
+        f"geometry.mesh.grain_size={base.grain_size * factor}",
+        f"output.mesh_cache={REPO / 'meshes'}"])
+    t0 = time.perf_counter()
+    domain = load_particle(cfg.geometry, cache_dir=cfg.output.mesh_cache)
+    t_mesh = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    problem = ChemoMechanicsProblem(domain, cfg, grain_rotations(cfg.geometry,
+                                                                 domain.grain_centroids))
+    t_setup = time.perf_counter() - t0
+    its_c, its_u = [], []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        info = problem.step(dt)
+        problem.accept()
+        its_c.append(info["ksp_its_diffusion"])
+        its_u.append(info["ksp_its_elasticity"])
+    t_steps = time.perf_counter() - t0
+    peak = MPI.COMM_WORLD.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, op=MPI.SUM)
+    return {"size_factor": factor, "ranks": MPI.COMM_WORLD.size, **problem.unknowns(),
+            "cells": domain.stats["n_cells"], "steps": steps,
+            "ksp_its_diffusion_mean": sum(its_c) / steps,
+            "ksp_its_elasticity_mean": sum(its_u) / steps,
+            "time_mesh [s]": t_mesh, "time_setup [s]": t_setup,
+            "time_assembly [s]": problem.timings["assembly"],
+            "time_solve [s]": problem.timings["solve"], "time_per_step [s]": t_steps / steps,
+            "peak_memory_all_ranks [MiB]": peak / 1024.0}
+
+
+def main() -> int:
+    """Run every refinement in a fresh process and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ranks", type=int, default=1)
+    parser.add_argument("--case", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case is not None:
+        from mpi4py import MPI
+
+        result = one_case(args.case, STEPS, DT)
+        if MPI.COMM_WORLD.rank == 0:
+            print("RESULT " + json.dumps(result))
+        return 0
+    rows = []
+    launcher = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(args.ranks)] \
+        if args.ranks > 1 else []
+    for factor in REFINEMENTS:
+        proc = subprocess.run([*launcher, sys.executable, __file__, "--case", str(factor)],
+                              capture_output=True, text=True, cwd=REPO)
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(proc.stdout, proc.stderr)
+            return 1
+        rows.append(json.loads(line[0][7:]))
+    keys = list(rows[0])
+    print(" | ".join(keys))
+    for r in rows:
+        print(" | ".join(f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
