@@ -174,11 +174,15 @@ def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function,
     x, tags = evaluate_at_points(x_fun, cell_tags, pts.reshape(-1, 3), comm)
     x = x.reshape(len(surf), len(depths))
     in_shell = (tags == SHELL).reshape(len(surf), len(depths))
+    # Thickness of the shell above each surface point: the samples cannot resolve where the
+    # shell ends (a sample at the interface belongs to either side), the geometry can.
+    shell_depth = np.where(in_shell[:, 0], domain.shell_thickness, 0.0)
     facets = interface_facets(domain, facet_damage, comm)
     surface_damage = np.zeros(len(surf))
     if comm.rank == 0:
         atomic_save_npz(path, radius=np.float64(radius), time=np.float64(time),
                         centre=np.zeros(3), surface_points=surf, depths=depths, x_profile=x,
-                        in_shell=in_shell, surface_damage=surface_damage,
+                        in_shell=in_shell, shell_depth=shell_depth,
+                        surface_damage=surface_damage,
                         meta=np.array(json.dumps(meta, default=str)), **facets)
     comm.barrier()

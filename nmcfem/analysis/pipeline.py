@@ -17,7 +17,7 @@ from nmcfem.analysis import cones, figures, metrics
 from nmcfem.analysis.measured import ratio_map, valence_map
 from nmcfem.analysis.readers import read_measured
 from nmcfem.analysis.registration import align_map
-from nmcfem.analysis.surface import load_snapshot, render, surface_valence
+from nmcfem.analysis.surface import load_snapshot, ni_valence, render, surface_valence
 
 SNAPSHOT = "analysis_snapshot.npz"
 #: pixels at the silhouette edge left out of map comparisons
@@ -73,7 +73,8 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
     }
     rad_x, rad_sim = metrics.radial_profile(sim)
     result["simulated_radial_profile"] = {"r_normalised": rad_x, "valence": rad_sim}
-    depth_profile = np.nanmean(np.where(snap.in_shell, 2.0, (3.3 - snap.x_profile) / 0.8), axis=0)
+    depth_profile = np.nanmean(ni_valence(snap.x_profile, snap.depths[None, :]
+                                          < snap.shell_depth[:, None]), axis=0)
     result["simulated_depth_profile"] = {"depth [m]": snap.depths, "valence": depth_profile}
 
     cone_sim = None

@@ -21,6 +21,8 @@ ROCK_SALT_VALENCE = 2.0
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 #: nearest surface points averaged per pixel (inverse-distance weights)
 RENDER_NEIGHBOURS = 4
+#: points of the depth quadrature of the probing-depth average
+DEPTH_QUADRATURE_POINTS = 400
 SNAPSHOT_KEYS = ("radius", "surface_points", "depths", "x_profile", "in_shell")
 
 
@@ -34,6 +36,7 @@ class Snapshot:
     depths: np.ndarray
     x_profile: np.ndarray
     in_shell: np.ndarray
+    shell_depth: np.ndarray
     surface_damage: np.ndarray
     facet_centroids: np.ndarray
     facet_areas: np.ndarray
@@ -66,12 +69,20 @@ def load_snapshot(path) -> Snapshot:
     return Snapshot(radius=float(data["radius"]), time=float(data.get("time", 0.0)),
                     surface_points=data["surface_points"], depths=data["depths"],
                     x_profile=data["x_profile"], in_shell=data["in_shell"].astype(bool),
+                    shell_depth=data.get("shell_depth", _shell_depth_from_flags(
+                        data["depths"], data["in_shell"].astype(bool))),
                     surface_damage=data.get("surface_damage", np.zeros(n)),
                     facet_centroids=data.get("facet_centroids", empty3),
                     facet_areas=data.get("facet_areas", np.zeros(0)),
                     facet_damage=data.get("facet_damage", np.zeros(0)),
                     facet_kind=data.get("facet_kind", np.zeros(0, dtype=int)),
                     meta=str(data.get("meta", "{}")))
+
+
+def _shell_depth_from_flags(depths: np.ndarray, in_shell: np.ndarray) -> np.ndarray:
+    """Shell thickness (m) per point from sampled flags: the deepest sample still in the shell."""
+    deepest = np.where(in_shell, depths[None, :], 0.0).max(axis=1)
+    return np.where(in_shell[:, 0], deepest, 0.0)
 
 
 def ni_valence(x: np.ndarray, in_shell: np.ndarray | None = None) -> np.ndarray:
@@ -99,9 +110,18 @@ def depth_weights(depths: np.ndarray, probing_depth: float) -> np.ndarray:
 
 
 def surface_valence(snap: Snapshot, probing_depth: float) -> np.ndarray:
-    """Probing-depth-weighted Ni valence at every surface point."""
-    v = ni_valence(snap.x_profile, snap.in_shell)
-    w = depth_weights(snap.depths, probing_depth)
+    """Probing-depth-weighted Ni valence at every surface point.
+
+    The depth integral int exp(-d/lambda) v(d) dd / int exp(-d/lambda) dd is evaluated on a
+    fine grid: x is interpolated linearly between the sampled depths and the valence is that of
+    the rock-salt shell above the point's shell depth, of the layered oxide below it. Sampling
+    only at the stored depths would misplace the shell/core jump, which sits on a sample.
+    """
+    depths = np.asarray(snap.depths, dtype=float)
+    fine = np.linspace(depths[0], depths[-1], DEPTH_QUADRATURE_POINTS)
+    x = np.array([np.interp(fine, depths, row) for row in snap.x_profile])
+    v = ni_valence(x, fine[None, :] < np.asarray(snap.shell_depth)[:, None])
+    w = depth_weights(fine, probing_depth)
     ok = np.isfinite(v)
     return np.sum(np.where(ok, v, 0.0) * w, axis=1) / np.maximum(np.sum(ok * w, axis=1), 1e-300)
 

@@ -43,7 +43,8 @@ def make_snapshot(radius: float = 5e-6, n_points: int = 6000, seed: int = 0,
         if n_facets else 1.0
     return {"radius": np.float64(radius), "time": np.float64(0.0), "centre": np.zeros(3),
             "surface_points": pts, "depths": depths, "x_profile": x_profile,
-            "in_shell": in_shell, "surface_damage": np.zeros(n_points),
+            "in_shell": in_shell, "shell_depth": np.full(n_points, shell_thickness),
+            "surface_damage": np.zeros(n_points),
             "facet_centroids": cent.reshape(-1, 3), "facet_areas": np.full(n_facets, 1e-14),
             "facet_damage": rng.uniform(0, 1, n_facets), "facet_kind": np.zeros(n_facets, int),
             "meta": np.array("{}")}
