@@ -25,7 +25,7 @@ from nmcfem import NmcfemError
 from nmcfem.config import Config
 from nmcfem.crystal import (chemical_strain_components, isotropic_coefficients,
                             transverse_coefficients)
-from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL
+from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE
 from nmcfem.physics import diffusion, elasticity
 
 SECONDS_PER_HOUR = 3600.0
@@ -273,6 +273,11 @@ class ChemoMechanicsProblem:
 
         self._total_li = dolfinx.fem.form(self.c * ufl.dx)
         self._surface_x = dolfinx.fem.form(self.x * self.ds(OUTER_SURFACE))
+        # Li fraction just under the shell: the core side of the shell/core interface
+        dS = ufl.Measure("dS", domain=self.mesh, subdomain_data=self.domain.facet_tags)
+        self._interface_area = self._integrate(dolfinx.fem.Constant(self.mesh, 1.0)
+                                               * dS(SHELL_CORE))
+        self._interface_x = dolfinx.fem.form(ufl.avg(self.x) * dS(SHELL_CORE))
         outer_dofs = dolfinx.fem.locate_dofs_topological(
             self.V, 2, self.domain.facet_tags.find(OUTER_SURFACE))
         self._outer_dofs_all = outer_dofs
@@ -483,6 +488,9 @@ class ChemoMechanicsProblem:
             "surface_x_mean [-]": surf / self.outer_area,
             "surface_x_min [-]": -self._max_over(-xs),
             "surface_x_max [-]": self._max_over(xs),
+            "under_shell_x_mean [-]": (comm.allreduce(dolfinx.fem.assemble_scalar(
+                self._interface_x), op=MPI.SUM) / self._interface_area
+                if self._interface_area > 0 else surf / self.outer_area),
             "total_li [mol]": total,
             "max_principal_stress_grains [Pa]": self._max_over(principal[region != SHELL]),
             "max_principal_stress_shell [Pa]": self._max_over(principal[region == SHELL]),
