@@ -176,7 +176,8 @@ class InterfaceFamily:
 class Cohesive:
     """Cohesive-zone model on grain boundaries and the shell/core interface."""
 
-    enabled: bool = param(True, "-", "master switch for cohesive cracking")
+    enabled: bool = param(False, "-", "master switch for cohesive cracking (not yet coupled into "
+                          "the particle solver: must stay false for now)")
     law: str = param("bilinear", "-", "traction-separation law", choices=("bilinear", "exponential"))
     grain_boundary: InterfaceFamily = section(InterfaceFamily)
     shell_interface: InterfaceFamily = section(InterfaceFamily)
@@ -636,6 +637,11 @@ def validate(cfg: Config) -> None:
     if not ts.dt_min <= ts.dt_initial <= ts.dt_max:
         raise ConfigError(f"time: expected dt_min <= dt_initial <= dt_max, got {ts.dt_min} s, "
                           f"{ts.dt_initial} s, {ts.dt_max} s")
+    if cfg.cohesive.enabled:
+        raise ConfigError("cohesive.enabled = true: cohesive cracking is not coupled into the "
+                          "particle solver yet (the laws and interface elements exist in "
+                          "nmcfem/physics/cohesive.py and nmcfem/cohesive_solver.py); set "
+                          "cohesive.enabled: false")
     a = cfg.analysis
     if sum(v * v for v in a.view_direction) < 1e-24:
         raise ConfigError("analysis.view_direction = [0, 0, 0]: give a non-zero direction")
