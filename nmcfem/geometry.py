@@ -337,10 +337,17 @@ def triangle_areas(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
 
 
-def boundary_faces(tets: np.ndarray) -> np.ndarray:
-    """Triangles (sorted vertex ids) that belong to exactly one tetrahedron."""
+def tet_faces(tets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All faces (4m,3) of the tetrahedra as sorted vertex triples, and the cell of each."""
+    tets = np.asarray(tets)
     faces = np.sort(np.concatenate([tets[:, [1, 2, 3]], tets[:, [0, 2, 3]], tets[:, [0, 1, 3]],
                                     tets[:, [0, 1, 2]]]), axis=1)
+    return faces, np.tile(np.arange(len(tets)), 4)
+
+
+def boundary_faces(tets: np.ndarray) -> np.ndarray:
+    """Triangles (sorted vertex ids) that belong to exactly one tetrahedron."""
+    faces, _ = tet_faces(tets)
     uniq, counts = np.unique(faces, axis=0, return_counts=True)
     return uniq[counts == 1]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nmcfem.geometry import GB_OFFSET, SHELL_CORE, ParticleMeshData
+from nmcfem.geometry import GB_OFFSET, SHELL_CORE, ParticleMeshData, tet_faces
 
 
 @dataclass
@@ -144,10 +144,8 @@ def split_interfaces(data: ParticleMeshData, grain_boundaries: bool = True,
 
 def _side_cells(tets: np.ndarray, tris: np.ndarray, n: int) -> np.ndarray:
     """(k,2) the two cells that hold each interior triangle (sorted vertex triples)."""
-    tet_faces = np.sort(np.concatenate([tets[:, [1, 2, 3]], tets[:, [0, 2, 3]],
-                                        tets[:, [0, 1, 3]], tets[:, [0, 1, 2]]]), axis=1)
-    owner = np.tile(np.arange(len(tets)), 4)
-    keys = _encode(tet_faces, n)
+    faces, owner = tet_faces(tets)
+    keys = _encode(faces, n)
     order = np.argsort(keys, kind="stable")
     keys, owner = keys[order], owner[order]
     want = _encode(np.sort(tris, axis=1), n)

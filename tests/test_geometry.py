@@ -7,7 +7,8 @@ import pytest
 
 from nmcfem.config import load_config
 from nmcfem.geometry import (GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, boundary_faces,
-                             build_particle, split_prisms, tet_volumes, triangle_areas)
+                             build_particle, split_prisms, tet_faces, tet_volumes,
+                             triangle_areas)
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +18,7 @@ def default_mesh():
 
 
 def _faces_with_owners(tets):
-    faces = np.concatenate([tets[:, [1, 2, 3]], tets[:, [0, 2, 3]], tets[:, [0, 1, 3]],
-                            tets[:, [0, 1, 2]]])
-    owner = np.tile(np.arange(len(tets)), 4)
-    faces = np.sort(faces, axis=1)
+    faces, owner = tet_faces(tets)
     order = np.lexsort(faces.T[::-1])
     return faces[order], owner[order]
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from nmcfem.config import load_config
-from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, boundary_faces, build_particle, tet_volumes
+from nmcfem.geometry import (GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, boundary_faces,
+                             build_particle, tet_volumes)
 from nmcfem.interfaces import split_interfaces
 
 

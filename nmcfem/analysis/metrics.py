@@ -67,5 +67,5 @@ def line_profile(image: np.ndarray, start, end, samples: int = 100) -> np.ndarra
 
     rows = np.linspace(start[0], end[0], samples)
     cols = np.linspace(start[1], end[1], samples)
-    return ndimage.map_coordinates(np.nan_to_num(image, nan=np.nan), [rows, cols], order=1,
+    return ndimage.map_coordinates(np.asarray(image, dtype=float), [rows, cols], order=1,
                                    cval=np.nan)
