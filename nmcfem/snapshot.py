@@ -95,7 +95,8 @@ def evaluate_at_points(fun: dolfinx.fem.Function, cell_values: np.ndarray | None
     cells = candidates.array.astype(np.int32)
     owner = np.repeat(np.arange(len(points)), np.diff(offsets))
     values = np.full(len(points), -np.inf)
-    tags = np.full(len(points), -1, dtype=np.int64)
+    not_found = np.iinfo(np.int64).max
+    tags = np.full(len(points), not_found, dtype=np.int64)
     if len(cells):
         geo = mesh.geometry.dofmaps[0][cells]
         lam = _barycentric(mesh.geometry.x[geo], points[owner])
@@ -107,11 +108,15 @@ def evaluate_at_points(fun: dolfinx.fem.Function, cell_values: np.ndarray | None
         dofs = fun.function_space.dofmap.list[cells[good]]
         values[owner[good]] = np.sum(lam[good] * fun.x.array[dofs], axis=1)
         if cell_values is not None:
-            tags[owner[good]] = cell_values[cells[good]]
+            # a point on a face between regions belongs to both: take the smaller tag, a rule
+            # that does not depend on the cell numbering or the partition
+            inside = score > -INSIDE_TOLERANCE
+            np.minimum.at(tags, owner[inside], cell_values[cells[inside]])
     # A point on a partition boundary is found by several ranks with the same value (P1 is
-    # continuous); taking the maximum makes the result independent of the partition.
-    values = comm.allreduce(values, op=MPI.MAX)
-    tags = comm.allreduce(tags, op=MPI.MAX)
+    # continuous); the maximum value and the smallest tag make the result partition-independent.
+    comm.Allreduce(MPI.IN_PLACE, values, op=MPI.MAX)
+    comm.Allreduce(MPI.IN_PLACE, tags, op=MPI.MIN)
+    tags[tags == not_found] = -1
     values[~np.isfinite(values)] = np.nan
     return values, tags
 
