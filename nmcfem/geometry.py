@@ -477,6 +477,16 @@ def write_msh(data: ParticleMeshData, path: str | Path) -> None:
 
     cells = [("tetra", data.tets), ("triangle", data.facets)]
     tags = [data.cell_tags.astype(np.int32), data.facet_tags.astype(np.int32)]
+    # physical group names, as gmsh shows them: grain_7, shell, outer_surface, gb_3_7, ...
+    names = {f"grain_{g}": np.array([g, 3]) for g in np.unique(data.cell_tags) if g != SHELL}
+    if np.any(data.cell_tags == SHELL):
+        names["shell"] = np.array([SHELL, 3])
+    names["outer_surface"] = np.array([OUTER_SURFACE, 2])
+    if np.any(data.facet_tags == SHELL_CORE):
+        names["shell_core_interface"] = np.array([SHELL_CORE, 2])
+    for k, (a, b) in enumerate(data.gb_pairs):
+        names[f"gb_{a}_{b}"] = np.array([GB_OFFSET + k, 2])
     mesh = meshio.Mesh(data.points, cells,
-                       cell_data={"gmsh:physical": tags, "gmsh:geometrical": tags})
+                       cell_data={"gmsh:physical": tags, "gmsh:geometrical": tags},
+                       field_data=names)
     meshio.write(str(path), mesh, file_format="gmsh22", binary=True)

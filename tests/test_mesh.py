@@ -34,6 +34,12 @@ def test_cache_is_reused_and_invalidated(quick_geometry, tmp_path):
     for name in ("data.npz", "stats.json", "mesh.msh", "mesh.xdmf", "mesh.h5"):
         assert (first.cache_path / name).is_file(), name
     assert json.loads((first.cache_path / "stats.json").read_text())["n_grains"] == 4
+    import meshio
+
+    msh = meshio.read(first.cache_path / "mesh.msh")
+    assert {"grain_1", "grain_4", "shell", "outer_surface", "shell_core_interface"} <= \
+        set(msh.field_data)
+    assert sum(name.startswith("gb_") for name in msh.field_data) == len(first.gb_pairs)
     second = load_particle(quick_geometry, cache_dir=tmp_path, log=messages.append)
     assert second.from_cache and "cache hit" in messages[-1]
     assert second.cache_path == first.cache_path
