@@ -19,7 +19,7 @@ from petsc4py import PETSc
 
 import dolfinx
 
-from nmcfem.physics.cohesive import FULLY_CRACKED, CohesiveLaw, dissipated_energy, evaluate
+from nmcfem.physics.cohesive import FULLY_CRACKED, dissipated_energy, evaluate
 
 
 def _local_frames(normal: np.ndarray) -> np.ndarray:

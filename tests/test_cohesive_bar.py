@@ -8,7 +8,6 @@ import pytest
 import ufl
 from mpi4py import MPI
 
-import basix.ufl
 import dolfinx
 import dolfinx.fem.petsc
 
