@@ -176,8 +176,8 @@ class InterfaceFamily:
 class Cohesive:
     """Cohesive-zone model on grain boundaries and the shell/core interface."""
 
-    enabled: bool = param(False, "-", "master switch for cohesive cracking (not yet coupled into "
-                          "the particle solver: must stay false for now)")
+    enabled: bool = param(True, "-", "master switch for cohesive cracking (false: grains stay "
+                          "bonded, no interface elements)")
     law: str = param("bilinear", "-", "traction-separation law", choices=("bilinear", "exponential"))
     grain_boundary: InterfaceFamily = section(InterfaceFamily)
     shell_interface: InterfaceFamily = section(InterfaceFamily)
@@ -194,12 +194,23 @@ class Cohesive:
                                             lo=0, lo_open=True)
     residual_stiffness: float = param(1e-6, "-", "stiffness kept by a fully broken interface, "
                                       "relative to K0", lo=0, hi=1e-2)
-    viscosity: float = param(0.0, "s", "viscous regularisation time (0 = off)", lo=0)
-    max_damage_increment: float = param(0.2, "-", "largest damage growth allowed in one step",
+    viscosity: float = param(0.1, "s", "viscous regularisation time (0 = off): damage relaxes "
+                             "towards the rate-independent value over this time, so that an "
+                             "unstable crack advance stays solvable (small against the charge "
+                             "time)", lo=0)
+    contact_smoothing: float = param(0.05, "-", "half-width of the smoothed open/closed "
+                                     "transition of the normal opening, as a fraction of the "
+                                     "opening at peak traction (keeps Newton from chattering)",
+                                     lo=0, hi=0.5)
+    max_damage_increment: float = param(0.2, "-", "largest growth in one step of the fraction of "
+                                        "the toughness dissipated at an interface point",
                                         lo=0, lo_open=True, hi=1)
     crack_blocks_flux: bool = param(True, "-", "a damaged interface throttles Li flux across it")
     open_crack_reacts: bool = param(False, "-", "crack faces open to the outside react like the "
                                     "outer surface (electrolyte penetration)")
+    intact_conductance_factor: float = param(1000.0, "-", "Li conductance of an intact interface "
+                                             "as a multiple of D_ab / geometry.mesh.boundary_size "
+                                             "(large: continuous transport)", lo=1)
 
 
 # --- Loading and time stepping -----------------------------------------------------------------
@@ -268,8 +279,19 @@ class Solver:
     diffusion: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10,
                              "ksp_atol": 1e-20, "ksp_max_it": 1000}, "-", "PETSc options for the Li transport solve")
     nonlinear: dict = param({"snes_type": "newtonls", "snes_linesearch_type": "bt",
-                             "snes_rtol": 1e-8, "snes_atol": 1e-10, "snes_max_it": 25}, "-",
-                            "PETSc SNES options when cohesive cracking makes the step nonlinear")
+                             "snes_rtol": 1e-6, "snes_atol": 1e-12, "snes_max_it": 25,
+                             "snes_lag_preconditioner": 3,
+                             "snes_lag_preconditioner_persists": True, "ksp_type": "gmres",
+                             "ksp_gmres_restart": 100, "ksp_rtol": 1e-6, "ksp_max_it": 1000,
+                             "pc_type": "gamg",
+                             "pc_gamg_coarse_eq_limit": 1000, "mg_levels_ksp_type": "chebyshev",
+                             "mg_levels_pc_type": "sor"}, "-",
+                            "PETSc SNES options (with its KSP/PC) of the elasticity step when "
+                            "cohesive cracking makes it nonlinear: Newton with line search, "
+                            "GMRES on the consistent tangent, AMG built from the secant "
+                            "stiffness and rebuilt every 3rd Jacobian; snes_rtol also applies to the load norm, snes_atol in N; "
+                            "direct: ksp_type gmres, pc_type lu, pc_factor_mat_solver_type "
+                            "mumps, mat_mumps_icntl_24 1")
 
 
 @dataclass(frozen=True)
@@ -637,11 +659,6 @@ def validate(cfg: Config) -> None:
     if not ts.dt_min <= ts.dt_initial <= ts.dt_max:
         raise ConfigError(f"time: expected dt_min <= dt_initial <= dt_max, got {ts.dt_min} s, "
                           f"{ts.dt_initial} s, {ts.dt_max} s")
-    if cfg.cohesive.enabled:
-        raise ConfigError("cohesive.enabled = true: cohesive cracking is not coupled into the "
-                          "particle solver yet (the laws and interface elements exist in "
-                          "nmcfem/physics/cohesive.py and nmcfem/cohesive_solver.py); set "
-                          "cohesive.enabled: false")
     a = cfg.analysis
     if sum(v * v for v in a.view_direction) < 1e-24:
         raise ConfigError("analysis.view_direction = [0, 0, 0]: give a non-zero direction")

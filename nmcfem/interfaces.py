@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nmcfem.geometry import GB_OFFSET, SHELL_CORE, ParticleMeshData, tet_faces
+from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, ParticleMeshData, tet_faces
 
 
 @dataclass
@@ -32,6 +32,8 @@ class InterfaceMesh:
     facet_tag: (k,) the triangle's facet tag (SHELL_CORE or GB_OFFSET + k).
     normal: (k,3) unit normals pointing from the minus side into the plus side.
     area: (k,) triangle areas in m^2.
+    touches_surface: (k,) whether the triangle has a vertex on the outer surface (set by
+        :func:`cut_particle`): a crack there is open to the electrolyte.
     """
 
     points: np.ndarray
@@ -44,6 +46,7 @@ class InterfaceMesh:
     facet_tag: np.ndarray
     normal: np.ndarray
     area: np.ndarray
+    touches_surface: np.ndarray | None = None
 
 
 def active_interface_mask(facet_tags: np.ndarray, grain_boundaries: bool, shell_core: bool
@@ -167,3 +170,69 @@ def _encode(tris: np.ndarray, n: int) -> np.ndarray:
     """One integer per sorted vertex triple (n vertices), for searching."""
     tris = np.asarray(tris, dtype=np.int64)
     return (tris[:, 0] * n + tris[:, 1]) * n + tris[:, 2]
+
+
+@dataclass
+class CutParticle:
+    """A particle mesh cut open along its cohesive interfaces, ready to distribute.
+
+    Attributes
+    ----------
+    points, tets, cell_tags: the cut mesh (m; cells in the input order, so cell tags carry over).
+    facets, facet_tags: tagged triangles on the cut numbering: the outer surface, intact
+        interfaces, and the core-side faces of an open shell/core interface (tag SHELL_CORE,
+        now boundary facets) so that the Li fraction under the shell stays measurable.
+    interfaces: the pairs of facing triangles (:class:`InterfaceMesh`).
+    """
+
+    points: np.ndarray
+    tets: np.ndarray
+    cell_tags: np.ndarray
+    facets: np.ndarray
+    facet_tags: np.ndarray
+    interfaces: InterfaceMesh
+
+
+def cut_particle(data: ParticleMeshData, grain_boundaries: bool, shell_core: bool) -> CutParticle:
+    """Cut ``data`` open along the active interface families and carry its facet tags over.
+
+    Parameters
+    ----------
+    data: raw particle mesh (m).
+    grain_boundaries, shell_core: which interface families become cohesive.
+    """
+    cut = split_interfaces(data, grain_boundaries, shell_core)
+    tets = np.asarray(data.tets, dtype=np.int64)
+    region = np.asarray(data.cell_tags, dtype=np.int64)
+    active = active_interface_mask(data.facet_tags, grain_boundaries, shell_core)
+    facets = np.asarray(data.facets, dtype=np.int64)
+    tags = np.asarray(data.facet_tags)
+    keep = ~active | (tags == SHELL_CORE)
+    facets, tags = facets[keep], tags[keep]
+    # the cell each kept triangle is read from: any holder, except that an open shell/core
+    # triangle is taken from its grain (core) side
+    holders = _holders(tets, facets, len(data.points))
+    cell = holders[:, 0]
+    open_sc = (tags == SHELL_CORE) & shell_core
+    core_first = region[holders[:, 0]] != SHELL
+    cell = np.where(open_sc & ~core_first, holders[:, 1], cell)
+    match = tets[cell][:, None, :] == facets[:, :, None]  # (k,3,4)
+    new = np.take_along_axis(cut.tets[cell], np.argmax(match, axis=2), axis=1)
+    outer = np.unique(facets[tags == OUTER_SURFACE])
+    cut.touches_surface = np.any(np.isin(cut.original_vertex[cut.plus], outer), axis=1)
+    return CutParticle(points=cut.points, tets=cut.tets, cell_tags=region.astype(np.int32),
+                       facets=new, facet_tags=tags.astype(np.int32), interfaces=cut)
+
+
+def _holders(tets: np.ndarray, tris: np.ndarray, n: int) -> np.ndarray:
+    """(k,2) cells holding each triangle; a boundary triangle's one cell appears twice."""
+    faces, owner = tet_faces(tets)
+    keys = _encode(faces, n)
+    order = np.argsort(keys, kind="stable")
+    keys, owner = keys[order], owner[order]
+    want = _encode(np.sort(tris, axis=1), n)
+    first = np.searchsorted(keys, want, side="left")
+    last = np.searchsorted(keys, want, side="right") - 1
+    if np.any(last < first):
+        raise ValueError("a tagged triangle is not a face of the mesh")
+    return np.stack([owner[first], owner[last]], axis=1)

@@ -36,6 +36,7 @@ from dolfinx.io import distribute_entity_data
 from nmcfem.config import Geometry, section_hash
 from nmcfem.geometry import (GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, ParticleMeshData,
                              build_particle, write_msh)
+from nmcfem.interfaces import InterfaceMesh, cut_particle
 from nmcfem.parallel import run_on_root
 
 CACHE_FILES = ("data.npz", "stats.json", "mesh.msh", "mesh.xdmf", "mesh.h5")
@@ -56,7 +57,10 @@ class ParticleDomain:
     radius, shell_thickness: m.
     stats: statistics of the raw mesh.
     cache_path: folder of the cache entry; from_cache: whether it was reused.
-    data: the raw arrays on rank 0 (None elsewhere), for interface construction.
+    data: the raw (uncut) arrays on rank 0 (None elsewhere).
+    interfaces: when cohesive interfaces are open, the pairs of facing triangles on the cut
+        mesh's vertex numbering (same on every rank); None for an uncut mesh.
+    n_input_vertices: vertices of the distributed mesh's input numbering.
     """
 
     mesh: dolfinx.mesh.Mesh
@@ -72,6 +76,8 @@ class ParticleDomain:
     cache_path: Path
     from_cache: bool
     data: ParticleMeshData | None = field(default=None, repr=False)
+    interfaces: InterfaceMesh | None = field(default=None, repr=False)
+    n_input_vertices: int = 0
 
 
 def cache_folder(geom: Geometry, cache_dir: str | Path) -> Path:
@@ -160,7 +166,8 @@ def _write_xdmf(mesh, cell_tags, facet_tags, folder: Path, comm: MPI.Comm) -> No
 
 def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
                   cache_dir: str | Path = "meshes",
-                  log: Callable[[str], None] | None = None) -> ParticleDomain:
+                  log: Callable[[str], None] | None = None,
+                  cut: tuple[bool, bool] = (False, False)) -> ParticleDomain:
     """Build (rank 0, gmsh) or reuse the cached particle mesh and distribute it over ``comm``.
 
     Parameters
@@ -169,6 +176,8 @@ def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
     comm: communicator of the mesh.
     cache_dir: folder of the mesh cache.
     log: called with progress messages on rank 0 (None: silent).
+    cut: (grain boundaries, shell/core interface): open these interface families for
+        cohesive elements (duplicated vertices, :func:`nmcfem.interfaces.cut_particle`).
     """
     say = log if (log is not None and comm.rank == 0) else (lambda _m: None)
     folder = cache_folder(geom, cache_dir)
@@ -187,9 +196,23 @@ def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
     else:
         say(f"built mesh with gmsh in {seconds:.1f} s -> {folder}")
     data = read_cached(folder) if comm.rank == 0 else None
-    mesh, cell_tags, facet_tags = create_distributed(data, comm)
-    if not (folder / "mesh.xdmf").is_file():
-        _write_xdmf(mesh, cell_tags, facet_tags, folder, comm)
+    cut_open = bool(cut[0]) or (bool(cut[1]) and geom.shell_thickness > 0)
+    if cut_open:
+        built: dict = {}
+
+        def cut_on_root() -> InterfaceMesh:
+            built["cut"] = cut_particle(data, bool(cut[0]), bool(cut[1]))
+            return built["cut"].interfaces
+
+        interfaces = run_on_root(cut_on_root, comm)
+        mesh, cell_tags, facet_tags = create_distributed(built.get("cut"), comm)
+        n_input = len(interfaces.points)
+    else:
+        mesh, cell_tags, facet_tags = create_distributed(data, comm)
+        interfaces = None
+        n_input = comm.bcast(len(data.points) if comm.rank == 0 else None, root=0)
+        if not (folder / "mesh.xdmf").is_file():
+            _write_xdmf(mesh, cell_tags, facet_tags, folder, comm)
     shared = comm.bcast(None if data is None else {
         "gb_pairs": data.gb_pairs, "grain_centroids": data.grain_centroids,
         "grain_volumes": data.grain_volumes, "radius": data.radius,
@@ -199,7 +222,8 @@ def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
                           grain_centroids=shared["grain_centroids"],
                           grain_volumes=shared["grain_volumes"], radius=shared["radius"],
                           shell_thickness=shared["shell_thickness"], stats=shared["stats"],
-                          cache_path=folder, from_cache=hit, data=data)
+                          cache_path=folder, from_cache=hit, data=data,
+                          interfaces=interfaces, n_input_vertices=n_input)
 
 
 def mesh_statistics(domain: ParticleDomain) -> dict[str, float]:

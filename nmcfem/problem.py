@@ -176,6 +176,7 @@ class ChemoMechanicsProblem:
         self.flux = dolfinx.fem.Function(self.V, name="surface_flux")
         self.flux.x.array[:] = self.flux_value
         self.clamped = np.zeros(0, dtype=np.int32)
+        self.crack_flux = 0.0  # mol/m^2/s on crack faces open to the electrolyte
         self._build_forms()
         self.stress = dolfinx.fem.Function(self.T0, name="stress")
         self._stress_expr = dolfinx.fem.Expression(self._stress_ufl(),
@@ -256,6 +257,7 @@ class ChemoMechanicsProblem:
         self.b_c = dolfinx.fem.petsc.create_vector(self.V)
         self.ksp_c = LinearSolver(self.comm, self.A_c, dict(cfg.solver.diffusion), "diffusion")
         self._assembled_dt = None
+        self._transport_bcs_changed(cfg.loading.surface_x * self.c_max)
         self.phase = "potentiostatic" if cfg.loading.mode == "potentiostatic" else "galvanostatic"
 
         u, w = ufl.TrialFunction(self.W), ufl.TestFunction(self.W)
@@ -270,14 +272,26 @@ class ChemoMechanicsProblem:
         self.A_u.setNearNullSpace(self.nullspace)
         self.b_u = dolfinx.fem.petsc.create_vector(self.W)
         self.ksp_u = LinearSolver(self.comm, self.A_u, dict(cfg.solver.elasticity), "elasticity")
+        # cohesive interfaces exist where the mesh was cut open along them
+        self.cracks = self.equilibrium = None
+        if getattr(self.domain, "interfaces", None) is not None:
+            from nmcfem.cracks import ParticleCracks
+
+            self.cracks = ParticleCracks(self.W, self.V, self.domain, cfg)
+            self.equilibrium = self.cracks.equilibrium(self.A_u, self.nullspace)
 
         self._total_li = dolfinx.fem.form(self.c * ufl.dx)
         self._surface_x = dolfinx.fem.form(self.x * self.ds(OUTER_SURFACE))
         # Li fraction just under the shell: the core side of the shell/core interface
-        dS = ufl.Measure("dS", domain=self.mesh, subdomain_data=self.domain.facet_tags)
-        self._interface_area = self._integrate(dolfinx.fem.Constant(self.mesh, 1.0)
-                                               * dS(SHELL_CORE))
-        self._interface_x = dolfinx.fem.form(ufl.avg(self.x) * dS(SHELL_CORE))
+        interfaces = getattr(self.domain, "interfaces", None)
+        if interfaces is not None and np.any(interfaces.facet_tag == SHELL_CORE):
+            # the open shell/core interface: its core-side faces are boundary facets
+            under, x_under = self.ds(SHELL_CORE), self.x
+        else:
+            dS = ufl.Measure("dS", domain=self.mesh, subdomain_data=self.domain.facet_tags)
+            under, x_under = dS(SHELL_CORE), ufl.avg(self.x)
+        self._interface_area = self._integrate(dolfinx.fem.Constant(self.mesh, 1.0) * under)
+        self._interface_x = dolfinx.fem.form(x_under * under)
         outer_dofs = dolfinx.fem.locate_dofs_topological(
             self.V, 2, self.domain.facet_tags.find(OUTER_SURFACE))
         self._outer_dofs_all = outer_dofs
@@ -312,9 +326,29 @@ class ChemoMechanicsProblem:
         self._update_x()
         value = dolfinx.fem.Constant(self.mesh, limit * self.c_max)
         self.bcs_c = [dolfinx.fem.dirichletbc(value, self.clamped, self.V)]
-        self._assembled_dt = None  # reassemble the operator with the new condition
+        self._transport_bcs_changed(limit * self.c_max)
         self.phase = "hold"
         return count
+
+    def _transport_bcs_changed(self, value: float) -> None:
+        """Reassemble the transport operator with new Dirichlet conditions (all at ``value``,
+        mol/m^3); keep their global DOFs for the interface conductances (collective)."""
+        self._assembled_dt = None
+        imap = self.V.dofmap.index_map
+        local = np.concatenate([bc.dof_indices()[0] for bc in self.bcs_c]) if self.bcs_c \
+            else np.zeros(0, dtype=np.int32)
+        glob = imap.local_to_global(local.astype(np.int32))
+        self._bc_global = np.unique(np.concatenate(self.comm.allgather(glob))).astype(np.int64)
+        self._bc_value = value
+
+    def _share_current_with_cracks(self) -> None:
+        """Galvanostatic current shared by the outer surface and the crack faces open to the
+        electrolyte: the same current density everywhere, the same total current."""
+        exposed = self.cracks.exposed_area if self.cracks is not None else 0.0
+        j = self.flux_value * self.outer_area / (self.outer_area + exposed)
+        self.flux.x.array[:] = j
+        self.flux.x.array[self.clamped] = 0.0
+        self.crack_flux = j if exposed > 0 else 0.0
 
     def surface_range(self, free_only: bool = False) -> tuple[float, float]:
         """Smallest and largest Li fraction on the outer surface (collective).
@@ -361,12 +395,18 @@ class ChemoMechanicsProblem:
     def solve_diffusion(self, dt: float) -> int:
         """Backward-Euler Li transport step of length dt (s); returns Krylov iterations."""
         t0 = time.perf_counter()
-        if self._assembled_dt != dt:
+        cracks = self.cracks
+        if self._assembled_dt != dt or (cracks is not None and cracks.transport_changed):
             self.dt.value = dt
             self.A_c.zeroEntries()
-            dolfinx.fem.petsc.assemble_matrix(self.A_c, self.a_c, bcs=self.bcs_c)
+            # Dirichlet rows get a diagonal of the size of the others (a nodal volume / dt), not
+            # 1: a 1e18-fold outlier breaks the AMG smoothers' eigenvalue estimates
+            self._bc_diag = self.volume / self.V.dofmap.index_map.size_global / dt
+            dolfinx.fem.petsc.assemble_matrix(self.A_c, self.a_c, bcs=self.bcs_c,
+                                              diag=self._bc_diag)
             self.A_c.assemble()
-            self.ksp_c.set_operator(self.A_c)
+            self.ksp_c.set_operator(self.A_c if cracks is None else
+                                    cracks.transport_operator(self.A_c, self._bc_global))
             self._assembled_dt = dt
         with self.b_c.localForm() as local:
             local.set(0.0)
@@ -374,8 +414,10 @@ class ChemoMechanicsProblem:
         if self.bcs_c:
             dolfinx.fem.petsc.apply_lifting(self.b_c, [self.a_c], [self.bcs_c])
         self.b_c.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        if cracks is not None:
+            cracks.add_transport_rhs(self.b_c, self._bc_global, self._bc_value, self.crack_flux)
         if self.bcs_c:
-            dolfinx.fem.petsc.set_bc(self.b_c, self.bcs_c)
+            dolfinx.fem.petsc.set_bc(self.b_c, self.bcs_c, alpha=self._bc_diag)
         t1 = time.perf_counter()
         its = self.ksp_c.solve(self.b_c, self.c.x.petsc_vec)
         self.c.x.scatter_forward()
@@ -394,10 +436,15 @@ class ChemoMechanicsProblem:
         # The load is self-equilibrated; remove round-off so CG sees a consistent system.
         self.nullspace.remove(self.b_u)
         t1 = time.perf_counter()
-        its = self.ksp_u.solve(self.b_u, self.u.x.petsc_vec)
-        # Fix the rigid-body part: the displacement orthogonal to all rigid modes.
-        self.nullspace.remove(self.u.x.petsc_vec)
-        self.u.x.scatter_forward()
+        if self.equilibrium is not None:
+            info = self.equilibrium.solve(self.b_u, self.u, self.last.get("dt", 0.0))
+            its = info["krylov_its"]
+            self.last["newton_its"] = info["newton_its"]
+        else:
+            its = self.ksp_u.solve(self.b_u, self.u.x.petsc_vec)
+            # Fix the rigid-body part: the displacement orthogonal to all rigid modes.
+            self.nullspace.remove(self.u.x.petsc_vec)
+            self.u.x.scatter_forward()
         t2 = time.perf_counter()
         self.stress.interpolate(self._stress_expr)
         self.timings["assembly"] += (t1 - t0) + (time.perf_counter() - t2)
@@ -446,12 +493,20 @@ class ChemoMechanicsProblem:
         self.t += self.last["dt"]
         self.c_old.x.array[:] = self.c.x.array
         self.u_old.x.array[:] = self.u.x.array
+        if self.cracks is not None and self.cracks.accept():
+            self._share_current_with_cracks()
+
+    def damage_growth(self) -> float:
+        """Largest interface damage increase of the trial step over the committed state."""
+        return self.cracks.interfaces.damage_growth() if self.cracks is not None else 0.0
 
     def reject(self) -> None:
         """Undo the last step (after a failure or a too-large change)."""
         self.c.x.array[:] = self.c_old.x.array
         self.u.x.array[:] = self.u_old.x.array
         self._update_x()
+        if self.cracks is not None:
+            self.cracks.reject()
 
     # --- results ---------------------------------------------------------------------------
 
@@ -497,6 +552,7 @@ class ChemoMechanicsProblem:
             "von_mises_max [Pa]": self._max_over(vm),
             "max_gb_normal_traction [Pa]": self._max_over(tn),
             "min_gb_normal_traction [Pa]": -self._max_over(-tn),
+            **(self.cracks.diagnostics() if self.cracks is not None else {}),
         }
 
     def output_fields(self) -> dict[str, dolfinx.fem.Function]:
@@ -516,13 +572,21 @@ class ChemoMechanicsProblem:
         """Fields that define the state (for checkpoint/restart)."""
         return {"c": self.c, "u": self.u}
 
-    def restore(self, t: float) -> None:
-        """Adopt restored c and u (from a checkpoint) at time t (s) as the committed state."""
+    def checkpoint_arrays(self) -> dict[str, np.ndarray]:
+        """State kept outside the fields (interface history), identical on every rank."""
+        return self.cracks.interfaces.state() if self.cracks is not None else {}
+
+    def restore(self, t: float, arrays: dict[str, np.ndarray] | None = None) -> None:
+        """Adopt restored c and u (from a checkpoint) at time t (s) as the committed state,
+        with the interface history in ``arrays``."""
         self.t = t
         self.c_old.x.array[:] = self.c.x.array
         self.u_old.x.array[:] = self.u.x.array
         self._update_x()
         self.stress.interpolate(self._stress_expr)
+        if self.cracks is not None:
+            self.cracks.restore(arrays or {})
+            self._share_current_with_cracks()
 
     def unknowns(self) -> dict[str, int]:
         """Global numbers of unknowns of the two sub-problems."""
@@ -534,5 +598,8 @@ class ChemoMechanicsProblem:
         """Free PETSc objects."""
         self.ksp_c.destroy()
         self.ksp_u.destroy()
+        if self.cracks is not None:
+            self.equilibrium.destroy()
+            self.cracks.destroy()
         for obj in (self.A_c, self.A_u, self.b_c, self.b_u):
             obj.destroy()

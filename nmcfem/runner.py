@@ -37,8 +37,11 @@ def load_domain(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD, say=None):
     """Build or reuse the cached particle mesh of ``cfg.geometry`` and distribute it."""
     from nmcfem.mesh import load_particle
 
+    coh = cfg.cohesive
     return load_particle(cfg.geometry, comm=comm, cache_dir=cfg.output.mesh_cache,
-                         log=say if say is not None else (lambda m: log(m, comm)))
+                         log=say if say is not None else (lambda m: log(m, comm)),
+                         cut=(coh.enabled and coh.grain_boundary.enabled,
+                              coh.enabled and coh.shell_interface.enabled))
 
 
 def format_stats(stats: dict[str, Any]) -> str:

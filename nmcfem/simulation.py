@@ -44,6 +44,7 @@ class RunRecorder:
         row.update({"dt [s]": info.get("dt", 0.0), "step": info.get("step", 0),
                     "ksp_its_diffusion": info.get("ksp_its_diffusion", 0),
                     "ksp_its_elasticity": info.get("ksp_its_elasticity", 0),
+                    "newton_its": info.get("newton_its", 0),
                     "rejected_steps": info.get("rejected", 0)})
         self.folder.append_row(row)
         for key, value in row.items():
@@ -60,7 +61,7 @@ class RunRecorder:
             step = info["step"]
             t0 = time.perf_counter()
             if step % out.fields_every == 0:
-                self.folder.write_fields(problem.output_fields(), problem.t)
+                write_fields(self.folder, problem, step)
             if out.checkpoint_every and step % out.checkpoint_every == 0:
                 write_checkpoint(self.folder.path, problem, info, self.folder.comm)
             self.folder.add_timing("output", time.perf_counter() - t0)
@@ -72,11 +73,19 @@ class RunRecorder:
                          f" MPa")
 
 
+def write_fields(folder: Any, problem: Any, step: int) -> None:
+    """ParaView fields of the bulk (collective) and, with cracks, of the interfaces (rank 0)."""
+    folder.write_fields(problem.output_fields(), problem.t)
+    if problem.cracks is not None and folder.root:
+        problem.cracks.write_vtu(folder.path / "fields", problem.t, step)
+
+
 def write_checkpoint(run_dir: Path, problem: Any, info: dict, comm: MPI.Comm) -> None:
     """Checkpoint the committed state and stepping information (collective)."""
     state = {"time [s]": problem.t, "step": info["step"], "next_dt [s]": info.get("next_dt"),
              "dt [s]": info.get("dt")}
-    save_checkpoint(Path(run_dir) / CHECKPOINT, problem.checkpoint_fields(), state, None, comm)
+    save_checkpoint(Path(run_dir) / CHECKPOINT, problem.checkpoint_fields(), state,
+                    problem.checkpoint_arrays(), comm)
 
 
 def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
@@ -102,8 +111,8 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
     recorder = RunRecorder(cfg, folder, say)
     start = {"t_start": 0.0, "dt_start": None, "step_start": 0}
     if restart_from is not None:
-        state, _ = load_checkpoint(restart_from, problem.checkpoint_fields())
-        problem.restore(state["time [s]"])
+        state, arrays = load_checkpoint(restart_from, problem.checkpoint_fields())
+        problem.restore(state["time [s]"], arrays)
         folder.truncate_series(problem.t)
         start = {"t_start": state["time [s]"], "dt_start": state.get("next_dt [s]"),
                  "step_start": state["step"]}
@@ -111,15 +120,16 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
     else:
         problem.solve_elasticity()
         recorder.record(problem, {"dt": 0.0, "step": 0})
-        folder.write_fields(problem.output_fields(), 0.0)
+        write_fields(folder, problem, 0)
 
     summary = timeloop.run(problem, cfg, [recorder], **start)
     t_out = time.perf_counter()
     if summary["steps"] % cfg.output.fields_every:
-        folder.write_fields(problem.output_fields(), problem.t)
+        write_fields(folder, problem, summary["steps"])
     write_analysis_snapshot(folder.path / SNAPSHOT, domain, problem.x, problem.t,
                             list(cfg.output.snapshot_depths),
-                            {"config": to_dict(cfg), "time [s]": problem.t}, comm)
+                            {"config": to_dict(cfg), "time [s]": problem.t}, comm,
+                            facets=problem.cracks.facet_snapshot() if problem.cracks else None)
     folder.add_timing("output", time.perf_counter() - t_out)
     for phase, seconds in problem.timings.items():
         folder.add_timing(phase, seconds)

@@ -152,7 +152,7 @@ def interface_facets(domain: Any, damage: np.ndarray | None, comm: MPI.Comm) -> 
 
 def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function, time: float,
                             depths: list[float], meta: dict, comm: MPI.Comm,
-                            facet_damage: np.ndarray | None = None) -> None:
+                            facets: dict[str, np.ndarray] | None = None) -> None:
     """Sample the surface state and write ``analysis_snapshot.npz`` (collective; rank 0 writes).
 
     Parameters
@@ -164,7 +164,9 @@ def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function,
     depths: sampling depths below the outer surface in m.
     meta: JSON-serialisable description (config summary).
     comm: communicator of the mesh.
-    facet_damage: per local facet damage in [0,1], or None (no cracks yet).
+    facets: the cohesive interface triangles (``facet_centroids``, ``facet_areas``,
+        ``facet_damage``, ``facet_kind``; identical on every rank), or None: then the tagged
+        interface facets of an uncut mesh are listed without damage.
     """
     surf = surface_vertices(domain, comm)
     radius = domain.radius
@@ -182,7 +184,8 @@ def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function,
     # Thickness of the shell above each surface point: the samples cannot resolve where the
     # shell ends (a sample at the interface belongs to either side), the geometry can.
     shell_depth = np.where(in_shell[:, 0], domain.shell_thickness, 0.0)
-    facets = interface_facets(domain, facet_damage, comm)
+    if facets is None:
+        facets = interface_facets(domain, None, comm)
     surface_damage = np.zeros(len(surf))
     if comm.rank == 0:
         atomic_save_npz(path, radius=np.float64(radius), time=np.float64(time),

@@ -15,6 +15,12 @@ Loading protocol (``loading``):
   ``x_end``;
 - potentiostatic: a fixed surface Li fraction until ``t_end``.
 
+Cohesive cracks: a step whose interface damage grows by more than
+``cohesive.max_damage_increment`` anywhere is redone with a shorter step, unless shortening it
+did not reduce the growth (by at least the factor ``UNSTABLE_GROWTH_RATIO``): then the crack
+advances unstably at this load — a quasi-static snap that no step size resolves — and the step
+is taken.
+
 Events (surface limit, x_end during the hold) are located to ``cutoff_tolerance`` in x by
 shortening the step that crossed them (secant on the monitored value).
 """
@@ -39,6 +45,13 @@ END_TOLERANCE = 1e-9
 MAX_EVENT_REFINEMENTS = 30
 #: a secant estimate is kept inside this fraction of the step (robust to curvature)
 SECANT_BOUNDS = (0.05, 0.95)
+#: a shortened step whose damage growth is still above this fraction of the longer step's
+#: growth marks unstable crack growth (accepted)
+UNSTABLE_GROWTH_RATIO = 0.8
+#: steps shortened to limit the damage growth at most this many times per step
+MAX_DAMAGE_REFINEMENTS = 6
+#: a damage-limited step is shortened by at least this factor, and at most by cutback
+DAMAGE_CUT_MIN = 0.1
 
 Observer = Callable[[str, Any, dict], None]
 
@@ -84,6 +97,7 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
     Parameters
     ----------
     problem: object with step(dt) -> info (with "dx_max"), accept(), reject(), phase,
+        damage_growth() (optional: interface damage added by the trial step),
         clamp_surface(limit, tol, charge), surface_range(free_only), mean_x().
     cfg: configuration (time stepping and loading sections).
     observers: callables observer(event, problem, info) with event "step" or "end".
@@ -97,7 +111,9 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
     t = t_start
     dt = min(dt_start or ts.dt_initial, ts.dt_max)
     steps, rejected = step_start, 0
-    its = {"ksp_its_diffusion": 0, "ksp_its_elasticity": 0}
+    its = {"ksp_its_diffusion": 0, "ksp_its_elasticity": 0, "newton_its": 0}
+    cap = cfg.cohesive.max_damage_increment
+    unstable_steps = 0
     wall0 = time.perf_counter()
     stop_reason, hold_start = "end time", None
     tol = ld.cutoff_tolerance
@@ -113,6 +129,7 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         before = {name: value for name, value, _ in _events(problem, cfg)}
         dt_try = min(dt, t_final - t)
         failures, refinements, hits = 0, 0, []
+        damage_cuts, last_growth = 0, None
         while True:
             try:
                 # transport first: the step size and events depend on it alone, so trial steps
@@ -133,6 +150,18 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                     hits = [n for n, value, target in events if value <= target + tol]
                 if ok:
                     info["ksp_its_elasticity"] = problem.solve_elasticity()
+                    growth = getattr(problem, "damage_growth", lambda: 0.0)()
+                    if growth > cap:
+                        unstable = last_growth is not None and \
+                            growth >= UNSTABLE_GROWTH_RATIO * last_growth
+                        if not unstable and damage_cuts < MAX_DAMAGE_REFINEMENTS and \
+                                dt_try * DAMAGE_CUT_MIN >= ts.dt_min:
+                            problem.reject()
+                            dt_try *= max(DAMAGE_CUT_MIN, min(ts.cutback, cap / growth))
+                            damage_cuts, last_growth = damage_cuts + 1, growth
+                            continue
+                        unstable_steps += unstable
+                        info["unstable_crack_growth"] = bool(unstable)
             except SolverError as exc:
                 ok, reason, info = False, str(exc), {}
             if ok:
@@ -156,7 +185,7 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         growth = ts.growth if info["dx_max"] <= 0 else \
             min(ts.growth, SAFETY * ts.dx_target / info["dx_max"])
         # a step shortened only to land on the end time does not shrink the next one
-        base = dt_try if (failures or refinements) else max(dt_try, dt)
+        base = dt_try if (failures or refinements or damage_cuts) else max(dt_try, dt)
         dt = min(ts.dt_max, max(ts.dt_min, base * growth))
         if "surface limit" in hits:
             if ld.cv_hold:
@@ -174,7 +203,8 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
             obs("step", problem, step_info)
     summary = {"steps": steps, "rejected_steps": rejected, "end_time [s]": t,
                "stop_reason": stop_reason, "cv_hold_start [s]": hold_start,
-               "wall_time_loop [s]": time.perf_counter() - wall0, "next_dt [s]": dt, **its}
+               "wall_time_loop [s]": time.perf_counter() - wall0, "next_dt [s]": dt,
+               "unstable_crack_steps": unstable_steps, **its}
     for obs in observers:
         obs("end", problem, summary)
     return summary

@@ -15,7 +15,8 @@ TN, GC = 200e6, 1.0  # Pa, J/m^2 (Supplementary Table 1)
 
 
 def _law(law="bilinear", **kw):
-    return CohesiveLaw(strength=TN, toughness=GC, law=law, **kw)
+    # the sharp open/closed switch, so that the secant is exact down to zero opening
+    return CohesiveLaw(strength=TN, toughness=GC, law=law, **{"contact_smoothing": 0.0, **kw})
 
 
 def pull(law, path, component=0):
@@ -139,3 +140,26 @@ def test_law_from_config():
     law = CohesiveLaw.from_config(cfg.cohesive, cfg.cohesive.grain_boundary)
     assert law.final_opening == pytest.approx(10e-9)  # 2 G_c / t_n = 10 nm (DESIGN.md)
     assert law.initial_stiffness == pytest.approx(50 * 200e6 / 10e-9)
+
+
+@pytest.mark.parametrize("kind", ["bilinear", "exponential"])
+def test_contact_smoothing_is_c1_and_exact_outside_its_band(kind):
+    law = _law(kind, contact_smoothing=0.05)
+    sharp = _law(kind)
+    from nmcfem.physics.cohesive import peak_opening
+
+    eps = 0.05 * peak_opening(law)
+    damaged = np.full(1, 3.0 * peak_opening(law))  # history: softened, d > 0
+    dn = np.linspace(-3 * eps, 3 * eps, 601)
+    delta = np.stack([dn, np.zeros_like(dn), np.zeros_like(dn)], axis=1)
+    kappa = np.repeat(damaged, len(dn))
+    t = evaluate(law, delta, kappa)
+    t0 = evaluate(sharp, delta, kappa)
+    outside = np.abs(dn) >= eps
+    assert np.allclose(t["traction"][outside], t0["traction"][outside], rtol=1e-12, atol=0)
+    # the normal stiffness varies continuously across the band (C1 traction) ...
+    k = t["tangent"][:, 0, 0]
+    assert np.max(np.abs(np.diff(k))) < 0.02 * law.initial_stiffness
+    # ... and matches a finite difference of the traction
+    fd = np.gradient(t["traction"][:, 0], dn)
+    assert np.allclose(fd[1:-1], k[1:-1], rtol=0, atol=0.01 * law.initial_stiffness)

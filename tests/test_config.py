@@ -91,7 +91,6 @@ BAD_INPUTS = [
     ("geometry: [1, 2\n", [], ["YAML syntax error", "line"]),
     ("- just\n- a list\n", [], ["mapping of sections"]),
     (None, ["geometry.shell_cap_angle=270"], ["geometry.shell_cap_angle", "270"]),
-    (None, ["cohesive.enabled=true"], ["cohesive.enabled", "not coupled", "set cohesive.enabled: false"]),
     (None, ["materials.grain.chemical_strain.strain_x=[0.5, 0.9]",
             "materials.grain.chemical_strain.eps_a=[0, 0]",
             "materials.grain.chemical_strain.eps_c=[0, 0]"], ["strictly descending"]),

@@ -9,7 +9,12 @@ opening (Camanho & Davila, NASA/TM-2002-211737)
 with irreversible damage driven by the history kappa = max over time of delta_e, and tractions
 t_n = (1 - d) K delta_n (opening), t_t = (1 - d) K beta^2 delta_t (shear), so that the effective
 traction sqrt(t_n^2 + |t_t|^2/beta^2) = (1 - d) K delta_e follows the one-dimensional law.
-Compression is resisted by a penalty contact stiffness and never damages.
+Compression is resisted by a penalty contact stiffness and never damages. The switch between
+the open and the closed state is smoothed over |delta_n| < eps (``contact_smoothing`` times the
+opening at peak traction): the Macaulay bracket <delta_n> becomes a C1 quadratic in that band,
+exact outside it. Without it Newton's method chatters between the two stiffnesses at cracks
+that sit closed under shear (a damaged interface is ~1/(1 - d) times softer in tension than
+in contact); with it, the response changes only for openings below eps (0.01 nm by default).
 
 - bilinear: elastic up to delta_0 = t_n/K0 (K0 = factor * t_n/delta_f, the initial stiffness),
   then linear softening to delta_f = 2 G_c/t_n; the area under the curve is exactly G_c for any
@@ -33,8 +38,8 @@ import numpy as np
 
 #: Euler's number, the exponential law's G_c / (t_n delta_c)
 E_NUMBER = np.e
-#: damage from which an interface point counts as fully cracked (the exponential law only
-#: approaches 1)
+#: fraction of the toughness dissipated from which an interface point counts as fully cracked
+#: (an energy measure, the same for both laws; the exponential law's damage only approaches 1)
 FULLY_CRACKED = 0.99
 
 
@@ -55,6 +60,8 @@ class CohesiveLaw:
     residual: residual stiffness as a fraction of the initial stiffness.
     contact_factor: compressive penalty stiffness as a fraction of the initial stiffness.
     viscosity: viscous regularisation time eta in s (0 = off).
+    contact_smoothing: half-width of the smoothed open/closed transition, as a fraction of the
+        opening at peak traction (bilinear t_n/K0, exponential delta_c).
     """
 
     strength: float
@@ -68,6 +75,7 @@ class CohesiveLaw:
     residual: float = 1e-6
     contact_factor: float = 1.0
     viscosity: float = 0.0
+    contact_smoothing: float = 0.05
 
     @classmethod
     def from_config(cls, cohesive, family) -> "CohesiveLaw":
@@ -79,7 +87,8 @@ class CohesiveLaw:
                    shear_toughness_ratio=cohesive.shear_toughness_ratio,
                    residual=cohesive.residual_stiffness,
                    contact_factor=cohesive.contact_stiffness_factor,
-                   viscosity=cohesive.viscosity)
+                   viscosity=cohesive.viscosity,
+                   contact_smoothing=cohesive.contact_smoothing)
 
     @property
     def final_opening(self) -> float:
@@ -107,12 +116,32 @@ def mode_toughness(law: CohesiveLaw, shear_share: np.ndarray) -> np.ndarray:
     return law.toughness + (g2 - law.toughness) * shear_share ** law.bk_exponent
 
 
-def _effective(law: CohesiveLaw, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    dn = np.maximum(delta[:, 0], 0.0)
+def peak_opening(law: CohesiveLaw) -> float:
+    """Opening at peak traction (m): t_n/K0 (bilinear) or delta_c (exponential)."""
+    if law.law == "exponential":
+        return law.critical_opening
+    return law.strength / law.initial_stiffness
+
+
+def smooth_macaulay(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """C1 approximation of max(x, 0) and its derivative: exact for |x| >= eps, the quadratic
+    (x + eps)^2 / (4 eps) in between (eps = 0: the plain bracket)."""
+    if eps <= 0:
+        return np.maximum(x, 0.0), (x > 0).astype(float)
+    band = np.abs(x) < eps
+    m = np.where(band, (x + eps) ** 2 / (4 * eps), np.maximum(x, 0.0))
+    dm = np.where(band, (x + eps) / (2 * eps), (x > 0).astype(float))
+    return m, dm
+
+
+def _effective(law: CohesiveLaw, delta: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Effective opening, shear share, and the smoothed normal opening with its slope."""
+    dn, dm = smooth_macaulay(delta[:, 0], law.contact_smoothing * peak_opening(law))
     dt2 = delta[:, 1] ** 2 + delta[:, 2] ** 2
     de2 = dn ** 2 + law.shear_weight ** 2 * dt2
     share = np.divide(law.shear_weight ** 2 * dt2, de2, out=np.zeros_like(de2), where=de2 > 0)
-    return np.sqrt(de2), share
+    return np.sqrt(de2), share, dn, dm
 
 
 def damage_of(law: CohesiveLaw, kappa: np.ndarray, shear_share: np.ndarray | None = None
@@ -136,7 +165,8 @@ def damage_of(law: CohesiveLaw, kappa: np.ndarray, shear_share: np.ndarray | Non
 
 
 def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
-             damage_old: np.ndarray | None = None, dt: float = 0.0) -> dict[str, np.ndarray]:
+             damage_old: np.ndarray | None = None, dt: float = 0.0,
+             secant: bool = False) -> dict[str, np.ndarray]:
     """Traction (Pa), consistent tangent (Pa/m) and trial history of openings ``delta``.
 
     Parameters
@@ -146,12 +176,15 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
     kappa_old: (k,) committed history (largest effective opening so far), m.
     damage_old: (k,) committed (regularised) damage, needed when law.viscosity > 0.
     dt: time step in s (viscous regularisation).
+    secant: return the secant stiffness as the tangent (positive definite; for Newton
+        iterations that cycle between loading and unloading at the history kink).
 
-    Returns traction (k,3), tangent (k,3,3), kappa (k,) and damage (k,) of this trial state;
-    commit ``kappa`` and ``damage`` only after the step converged.
+    Returns traction (k,3), tangent (k,3,3), the secant stiffness (k,3,3; positive definite),
+    kappa (k,) and damage (k,) of this trial state; commit ``kappa`` and ``damage`` only after
+    the step converged.
     """
     delta = np.atleast_2d(np.asarray(delta, dtype=float))
-    de, share = _effective(law, delta)
+    de, share, dn, dm = _effective(law, delta)
     loading = de > kappa_old
     kappa = np.where(loading, de, kappa_old)
     d, dd = damage_of(law, kappa, share)
@@ -162,29 +195,30 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
         dd = w * dd
     k0 = law.initial_stiffness
     beta2 = law.shear_weight ** 2
-    opening = delta[:, 0] > 0
-    # tractions: damaged elastic law plus the residual stiffness; contact in compression
+    # tractions: the damaged elastic law (plus the residual stiffness) on the open part <dn>
+    # of the normal opening, the contact penalty on the closed part dn - <dn>
     stiff = (1.0 - d) * k0 + law.residual * k0
+    contact = law.contact_factor * k0
     traction = np.empty_like(delta)
-    traction[:, 0] = np.where(opening, stiff * delta[:, 0],
-                              law.contact_factor * k0 * delta[:, 0])
+    traction[:, 0] = stiff * dn + contact * (delta[:, 0] - dn)
     traction[:, 1:] = (stiff * beta2)[:, None] * delta[:, 1:]
     # tangent: secant part, plus the softening part on loading (d grows with delta_e)
     tangent = np.zeros((len(delta), 3, 3))
-    tangent[:, 0, 0] = np.where(opening, stiff, law.contact_factor * k0)
+    tangent[:, 0, 0] = stiff * dm + contact * (1.0 - dm)
     tangent[:, 1, 1] = tangent[:, 2, 2] = stiff * beta2
-    grow = loading & (dd > 0) & (de > 0)
+    secant_tangent = tangent.copy()
+    grow = loading & (dd > 0) & (de > 0) & (not secant)
     if np.any(grow):
-        g = np.zeros((len(delta), 3))  # d(delta_e)/d(delta)
-        g[:, 0] = np.where(opening, delta[:, 0], 0.0)
-        g[:, 1:] = beta2 * delta[:, 1:]
-        g = np.divide(g, de[:, None], out=np.zeros_like(g), where=de[:, None] > 0)
-        dir_t = np.zeros_like(delta)  # d(traction)/d(d) = -K0 (D delta)
-        dir_t[:, 0] = np.where(opening, delta[:, 0], 0.0)
+        dir_t = np.zeros_like(delta)  # d(traction)/d(d) = -K0 (<dn>, beta^2 dt)
+        dir_t[:, 0] = dn
         dir_t[:, 1:] = beta2 * delta[:, 1:]
+        g = dir_t.copy()  # d(delta_e)/d(delta) = (<dn> <dn>', beta^2 dt) / delta_e
+        g[:, 0] *= dm
+        g = np.divide(g, de[:, None], out=np.zeros_like(g), where=de[:, None] > 0)
         corr = -(k0 * dd)[:, None, None] * np.einsum("ki,kj->kij", dir_t, g)
         tangent[grow] += corr[grow]
-    return {"traction": traction, "tangent": tangent, "kappa": kappa, "damage": d}
+    return {"traction": traction, "tangent": tangent, "secant": secant_tangent, "kappa": kappa,
+            "damage": d}
 
 
 def dissipated_energy(law: CohesiveLaw, kappa: np.ndarray) -> np.ndarray:
