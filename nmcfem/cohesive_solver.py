@@ -16,8 +16,6 @@ depend on the partition.
 
 from __future__ import annotations
 
-import itertools
-import weakref
 from typing import Any
 
 import numpy as np
@@ -26,9 +24,9 @@ from petsc4py import PETSc
 
 import dolfinx
 
-from nmcfem.physics.cohesive import (FULLY_CRACKED, CohesiveLaw, dissipated_energy, evaluate)
+from nmcfem.physics.cohesive import FULLY_CRACKED, CohesiveLaw, dissipated_energy, evaluate
+from nmcfem.problem import SolverError, prefixed_options
 
-_PREFIX_COUNTER = itertools.count()
 #: the four blocks of an interface point: (row side, column side, sign)
 _BLOCKS = ((0, 0, 1.0), (0, 1, -1.0), (1, 0, -1.0), (1, 1, 1.0))
 
@@ -433,13 +431,7 @@ class CohesiveEquilibrium:
         self.F = K.createVecLeft()
         self.dt = 0.0
         self.snes = PETSc.SNES().create(self.comm)
-        prefix = f"nmcfem_cohesive_{next(_PREFIX_COUNTER)}_"
-        self.snes.setOptionsPrefix(prefix)
-        opts = PETSc.Options()
-        keys = [f"{prefix}{key}" for key in options]
-        for key, value in zip(keys, options.values()):
-            opts[key] = value
-        weakref.finalize(self, lambda ks: [PETSc.Options().delValue(k) for k in ks], keys)
+        self.snes.setOptionsPrefix(prefixed_options(self, "cohesive", options))
         self.snes.setFunction(self._residual, self.F)
         self.snes.setJacobian(self._jacobian, self.J, self.P)
         self.snes.setFromOptions()
@@ -472,8 +464,6 @@ class CohesiveEquilibrium:
         a step with a small load change is not solved to round-off. Returns Newton and Krylov
         iterations and the SNES reason; raises ``SolverError`` when Newton fails.
         """
-        from nmcfem.problem import SolverError
-
         b.copy(self.b)
         self.dt = dt
         x = u.x.petsc_vec

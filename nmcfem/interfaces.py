@@ -147,17 +147,11 @@ def split_interfaces(data: ParticleMeshData, grain_boundaries: bool = True,
 
 def _side_cells(tets: np.ndarray, tris: np.ndarray, n: int) -> np.ndarray:
     """(k,2) the two cells that hold each interior triangle (sorted vertex triples)."""
-    faces, owner = tet_faces(tets)
-    keys = _encode(faces, n)
-    order = np.argsort(keys, kind="stable")
-    keys, owner = keys[order], owner[order]
-    want = _encode(np.sort(tris, axis=1), n)
-    pos = np.searchsorted(keys, want)
-    if len(want) and (np.any(pos + 1 >= len(keys)) or np.any(keys[np.minimum(pos + 1, len(keys) - 1)]
-                                                             != want)):
+    cells = _holders(tets, tris, n)
+    if np.any(cells[:, 0] == cells[:, 1]):
         raise ValueError("an interface triangle is not shared by two cells: the mesh is not "
                          "conformal along its interfaces")
-    return np.stack([owner[pos], owner[pos + 1]], axis=1) if len(want) else np.zeros((0, 2), int)
+    return cells
 
 
 def _sides(tets: np.ndarray, region: np.ndarray, tris: np.ndarray, n: int) -> np.ndarray:
@@ -230,7 +224,7 @@ def _holders(tets: np.ndarray, tris: np.ndarray, n: int) -> np.ndarray:
     keys = _encode(faces, n)
     order = np.argsort(keys, kind="stable")
     keys, owner = keys[order], owner[order]
-    want = _encode(np.sort(tris, axis=1), n)
+    want = _encode(np.sort(np.asarray(tris, dtype=np.int64).reshape(-1, 3), axis=1), n)
     first = np.searchsorted(keys, want, side="left")
     last = np.searchsorted(keys, want, side="right") - 1
     if np.any(last < first):

@@ -51,6 +51,21 @@ def _delete_options(keys: list[str]) -> None:
         opts.delValue(key)
 
 
+def prefixed_options(owner: Any, name: str, options: dict) -> str:
+    """Put ``options`` into PETSc's database under a prefix unique to ``owner``; return it.
+
+    The options are removed when ``owner`` is garbage collected, so PETSc does not report them
+    as unused at exit when a solver was never called.
+    """
+    prefix = f"nmcfem_{name}_{next(_PREFIX_COUNTER)}_"
+    opts = PETSc.Options()
+    keys = [f"{prefix}{key}" for key in options]
+    for key, value in zip(keys, options.values()):
+        opts[key] = value
+    weakref.finalize(owner, _delete_options, keys)
+    return prefix
+
+
 class LinearSolver:
     """A PETSc KSP configured from an options dict, with convergence checking.
 
@@ -65,15 +80,7 @@ class LinearSolver:
     def __init__(self, comm: MPI.Comm, A: PETSc.Mat, options: dict, name: str):
         self.name = name
         self.ksp = PETSc.KSP().create(comm)
-        prefix = f"nmcfem_{name}_{next(_PREFIX_COUNTER)}_"
-        self.ksp.setOptionsPrefix(prefix)
-        opts = PETSc.Options()
-        keys = [f"{prefix}{key}" for key in options]
-        for key, value in zip(keys, options.values()):
-            opts[key] = value
-        # Remove this solver's options when it is garbage collected, so PETSc does not report
-        # them as unused at exit when a solver was never called.
-        weakref.finalize(self, _delete_options, keys)
+        self.ksp.setOptionsPrefix(prefixed_options(self, name, options))
         self.ksp.setOperators(A)
         # The options stay in the database under this solver's unique prefix: multigrid reads
         # its level options (mg_levels_*) only when the preconditioner is first set up.

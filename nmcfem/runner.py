@@ -149,7 +149,9 @@ def summary_text(summary: dict[str, Any], path: Path) -> str:
     lines = [f"done: {summary.get('steps')} steps ({summary.get('rejected_steps')} rejected) to "
              f"t = {summary.get('end_time [s]', 0.0):.1f} s"]
     for key in ("mean_x [-]", "surface_x_mean [-]", "surface_x_min [-]",
-                "peak_max_principal_stress_grains [Pa]", "peak_max_gb_normal_traction [Pa]"):
+                "peak_max_principal_stress_grains [Pa]", "peak_max_gb_normal_traction [Pa]",
+                "cracked_area_full [m^2]", "cracked_area_partial [m^2]", "dissipated_energy [J]",
+                "n_cracked_grain_boundaries"):
         if key in final:
             lines.append(f"  {key:40s} {final[key]:.4g}")
     lines.append(f"results in {path}/: manifest.json, series.csv, fields/*.bp (open in ParaView), "

@@ -70,7 +70,8 @@ class RunRecorder:
                 self.say(f"  step {step:4d}  t = {problem.t:8.1f} s  mean x = "
                          f"{row['mean_x [-]']:.4f}  surface x = {row['surface_x_mean [-]']:.4f}"
                          f"  max GB traction = {row['max_gb_normal_traction [Pa]'] / 1e6:7.1f}"
-                         f" MPa")
+                         f" MPa" + (f"  cracked = {row['cracked_area_full [m^2]'] * 1e12:.2f} um^2"
+                                    if "cracked_area_full [m^2]" in row else ""))
 
 
 def write_fields(folder: Any, problem: Any, step: int) -> None:

@@ -14,6 +14,7 @@ from nmcfem.geometry import SHELL
 from nmcfem.orientations import grain_rotations
 from nmcfem.problem import ChemoMechanicsProblem
 from nmcfem.runner import load_domain, run_command
+from tests.conftest import REPO, interrupt_after_step
 
 
 def _config(repo, cache, *extra, name="quick_cracks.yaml"):
@@ -40,8 +41,6 @@ def cracked_run(repo_root, cache, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def repo_root():
-    from tests.conftest import REPO
-
     return REPO
 
 
@@ -184,20 +183,11 @@ def test_restart_of_a_cracking_run_equals_the_uninterrupted_run(repo_root, cache
                                                                  tmp_path, monkeypatch):
     extra = ["output.checkpoint_every=5", "analysis.enabled=false"]
     cfg = _config(repo_root, cache, *extra)
-    from nmcfem import simulation
-
-    original = simulation.RunRecorder.__call__
-
-    def stop(self, event, problem, info):
-        original(self, event, problem, info)
-        if event == "step" and info["step"] == 21:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(simulation.RunRecorder, "__call__", stop)
+    undo = interrupt_after_step(monkeypatch, 21)
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         run_command(cfg, "quick_cracks", str(part))
-    monkeypatch.setattr(simulation.RunRecorder, "__call__", original)
+    undo()
     assert main(["run", str(repo_root / "configs" / "quick_cracks.yaml"), "--restart", str(part),
                  "--set", f"output.mesh_cache={cache}",
                  *[a for o in extra for a in ("--set", o)]]) == 0

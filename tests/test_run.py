@@ -10,6 +10,7 @@ from nmcfem import NmcfemError
 from nmcfem.cli import main
 from nmcfem.config import load_config
 from nmcfem.runner import run_command
+from tests.conftest import interrupt_after_step
 
 
 def _quick(repo, tmp_path, *extra):
@@ -71,20 +72,11 @@ def test_restart_from_checkpoint_equals_uninterrupted_run(repo, tmp_path, monkey
     full = tmp_path / "full"
     run_command(cfg, "quick", str(full))
     # an interrupted run: stop right after the checkpoint of step 8
-    from nmcfem import simulation
-
-    original = simulation.RunRecorder.__call__
-
-    def stop_after_step_8(self, event, problem, info):
-        original(self, event, problem, info)
-        if event == "step" and info["step"] == 9:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(simulation.RunRecorder, "__call__", stop_after_step_8)
+    undo = interrupt_after_step(monkeypatch, 9)
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         run_command(cfg, "quick", str(part))
-    monkeypatch.setattr(simulation.RunRecorder, "__call__", original)
+    undo()
     assert json.loads((part / "manifest.json").read_text())["status"] == "failed"
     assert main(["run", str(repo / "configs" / "quick.yaml"), "--restart", str(part),
                  "--set", f"output.mesh_cache={tmp_path / 'meshes'}",
