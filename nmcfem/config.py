@@ -659,6 +659,11 @@ def validate(cfg: Config) -> None:
     if not ts.dt_min <= ts.dt_initial <= ts.dt_max:
         raise ConfigError(f"time: expected dt_min <= dt_initial <= dt_max, got {ts.dt_min} s, "
                           f"{ts.dt_initial} s, {ts.dt_max} s")
+    coh = cfg.cohesive
+    if coh.enabled and not (coh.grain_boundary.enabled or coh.shell_interface.enabled):
+        raise ConfigError("cohesive.enabled = true but cohesive.grain_boundary.enabled and "
+                          "cohesive.shell_interface.enabled are both false: switch a family on, "
+                          "or set cohesive.enabled: false")
     a = cfg.analysis
     if sum(v * v for v in a.view_direction) < 1e-24:
         raise ConfigError("analysis.view_direction = [0, 0, 0]: give a non-zero direction")

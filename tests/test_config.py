@@ -82,6 +82,8 @@ BAD_INPUTS = [
     (None, ["time.dt_initial=1000"], ["dt_min <= dt_initial <= dt_max"]),
     (None, ["geometry.texture=list"], ["geometry.orientations", "texture 'list'"]),
     (None, ["cohesive.law=trilinear"], ["cohesive.law", "bilinear, exponential"]),
+    (None, ["cohesive.grain_boundary.enabled=false", "cohesive.shell_interface.enabled=false"],
+     ["cohesive.enabled", "both false"]),
     (None, ["cohesive.grain_boundary.strength=0"], ["cohesive.grain_boundary.strength"]),
     (None, ["analysis.view_direction=[0,0]"], ["analysis.view_direction", "3 values"]),
     (None, ["geometry.mesh.boundary_size=2e-6"], ["boundary_size", "grain_size"]),

@@ -49,6 +49,31 @@ def simulated_map(snap, settings) -> tuple[np.ndarray, np.ndarray]:
     return v, image
 
 
+def _cracking_history(run_dir: Path, out: Path) -> list[str]:
+    """Figures of the cracked area and of the stresses against time, from ``series.csv``
+    (only for runs with cohesive cracks)."""
+    import csv
+
+    path = run_dir / "series.csv"
+    if not path.is_file():
+        return []
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or "cracked_area_full [m^2]" not in rows[0]:
+        return []
+    col = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    t = col["time [s]"]
+    files = figures.profiles_plot(
+        {"fully cracked": (t, col["cracked_area_full [m^2]"] * 1e12),
+         "partly damaged": (t, col["cracked_area_partial [m^2]"] * 1e12)},
+        out / "cracked_area", "time (s)", "interface area (um^2)")
+    files += figures.profiles_plot(
+        {"max principal stress in grains": (t, col["max_principal_stress_grains [Pa]"] / 1e6),
+         "max grain-boundary normal traction": (t, col["max_gb_normal_traction [Pa]"] / 1e6)},
+        out / "stress_history", "time (s)", "stress (MPa)")
+    return files
+
+
 def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None,
                 out_dir: str | Path | None = None) -> dict[str, Any]:
     """Analyse a finished run and write figures and ``metrics.json`` (returns the metrics).
@@ -128,6 +153,7 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
                                                                   depth_profile)},
                                        out / "depth_profile", "depth below surface (nm)",
                                        "Ni valence")
+        files += _cracking_history(run_dir, out)
         if cone_sim:
             files += figures.cone_correlation_plot({"simulated": cone_sim},
                                                    out / "cone_correlation",
