@@ -50,8 +50,19 @@ def one_case(factor: float, steps: int, dt: float, cracks: bool) -> dict:
     t_setup = time.perf_counter() - t0
     its_c, its_u, its_n = [], [], []
     t0 = time.perf_counter()
-    for _ in range(steps):
-        info = problem.step(dt)
+    from nmcfem.problem import SolverError
+
+    pending = [dt] * steps
+    retries = 0
+    while pending:
+        h = pending.pop(0)
+        try:
+            info = problem.step(h)
+        except SolverError:  # a crack snaps: take the interval in two halves, as the loop would
+            problem.reject()
+            pending[:0] = [h / 2, h / 2]
+            retries += 1
+            continue
         problem.accept()
         its_c.append(info["ksp_its_diffusion"])
         its_u.append(info["ksp_its_elasticity"])
@@ -59,7 +70,9 @@ def one_case(factor: float, steps: int, dt: float, cracks: bool) -> dict:
     t_steps = time.perf_counter() - t0
     crack = problem.cracks.diagnostics() if problem.cracks is not None else {}
     peak = MPI.COMM_WORLD.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, op=MPI.SUM)
+    steps = len(its_c)
     return {"size_factor": factor, "cracks": cracks, "ranks": MPI.COMM_WORLD.size,
+            "step_retries": retries,
             **problem.unknowns(),
             "cells": domain.stats["n_cells"], "steps": steps,
             "ksp_its_diffusion_mean": sum(its_c) / steps,

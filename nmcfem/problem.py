@@ -487,12 +487,14 @@ class ChemoMechanicsProblem:
         mechanics: also solve for the displacement (False: transport only).
         """
         its_c = self.solve_diffusion(dt)
-        its_u = self.solve_elasticity() if mechanics else 0
         n_owned = self.V.dofmap.index_map.size_local
         dx_local = np.max(np.abs(self.c.x.array[:n_owned] - self.c_old.x.array[:n_owned]),
                           initial=0.0) / self.c_max
-        self.last = {"ksp_its_diffusion": its_c, "ksp_its_elasticity": its_u,
+        # the step's record exists before the mechanics, which reads dt and adds Newton counts
+        self.last = {"ksp_its_diffusion": its_c, "ksp_its_elasticity": 0,
                      "dx_max": self.comm.allreduce(dx_local, op=MPI.MAX), "dt": dt}
+        if mechanics:
+            self.last["ksp_its_elasticity"] = self.solve_elasticity()
         return self.last
 
     def accept(self) -> None:
