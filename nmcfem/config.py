@@ -280,8 +280,7 @@ class Solver:
                              "ksp_atol": 1e-20, "ksp_max_it": 1000}, "-", "PETSc options for the Li transport solve")
     nonlinear: dict = param({"snes_type": "newtonls", "snes_linesearch_type": "bt",
                              "snes_rtol": 1e-6, "snes_atol": 1e-12, "snes_max_it": 25,
-                             "snes_lag_preconditioner": 3,
-                             "snes_lag_preconditioner_persists": True, "ksp_type": "gmres",
+                             "snes_lag_preconditioner": 3, "ksp_type": "gmres",
                              "ksp_gmres_restart": 100, "ksp_rtol": 1e-6, "ksp_max_it": 1000,
                              "pc_type": "gamg",
                              "pc_gamg_coarse_eq_limit": 1000, "mg_levels_ksp_type": "chebyshev",
@@ -289,7 +288,7 @@ class Solver:
                             "PETSc SNES options (with its KSP/PC) of the elasticity step when "
                             "cohesive cracking makes it nonlinear: Newton with line search, "
                             "GMRES on the consistent tangent, AMG built from the secant "
-                            "stiffness and rebuilt every 3rd Jacobian; snes_rtol also applies to the load norm, snes_atol in N; "
+                            "stiffness and rebuilt every 3rd Jacobian of a step; snes_rtol also applies to the load norm, snes_atol in N; "
                             "direct: ksp_type gmres, pc_type lu, pc_factor_mat_solver_type "
                             "mumps, mat_mumps_icntl_24 1")
 

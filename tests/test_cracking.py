@@ -57,7 +57,7 @@ def test_quick_cracking_run_cracks_and_reports(cracked_run):
     assert last["cracked_area_full [m^2]"] > 0
     assert last["cracked_area_full [m^2]"] == pytest.approx(
         last["cracked_area_grain_boundary [m^2]"] + last["cracked_area_shell_interface [m^2]"],
-        rel=1e-12)
+        rel=1e-12, abs=0)
     first = next(r for r in rows if r["cracked_area_partial [m^2]"] + r["cracked_area_full [m^2]"]
                  > 0)
     assert 0 < first["time [s]"] < last["time [s]"]  # cracks initiate during the charge
@@ -81,16 +81,26 @@ def test_quick_cracking_run_cracks_and_reports(cracked_run):
     assert manifest["status"] == "done"
 
 
-def test_particle_energy_balance(cracked_run):
+def test_particle_energy_balance(repo_root, cache, cracked_run, tmp_path):
     """Work done on the interfaces less what they store = G_c x fully cracked area plus the
-    dissipation of the partly damaged points (closed form), to 2 %."""
-    last = _series(cracked_run)[-1]
+    dissipation of the partly damaged points (closed form), to 2 %, for a nearly
+    rate-independent law (viscosity 0.01 s; without any, Newton cannot follow a snap-through in
+    this case); the default 0.1 s dissipates a little more (printed)."""
+    folder = tmp_path / "rate_independent"
+    run_command(_config(repo_root, cache, "cohesive.viscosity=0.01", "analysis.enabled=false"),
+                "quick_cracks", str(folder))
+    for name, last in (("viscosity 0.01 s", _series(folder)[-1]),
+                       ("default viscosity", _series(cracked_run)[-1])):
+        from_work = last["dissipated_energy [J]"]
+        budget = last["toughness_times_cracked_area [J]"] + last["dissipated_energy_partial [J]"]
+        print(f"energy balance, {name}: from work {from_work:.5g} J, G_c A_full + partial "
+              f"{budget:.5g} J ({from_work / budget - 1:+.2%})")
+    assert last["cracked_area_full [m^2]"] > 0
+    last = _series(folder)[-1]
     from_work = last["dissipated_energy [J]"]
     budget = last["toughness_times_cracked_area [J]"] + last["dissipated_energy_partial [J]"]
-    print(f"energy balance: from work {from_work:.5g} J, G_c A_full + partial {budget:.5g} J "
-          f"({from_work / budget - 1:+.2%}); closed form {last['dissipated_energy_closed_form [J]']:.5g} J")
-    assert budget > 0
-    assert from_work == pytest.approx(budget, rel=0.02)
+    assert budget > 0 and last["cracked_area_full [m^2]"] > 0
+    assert from_work == pytest.approx(budget, rel=0.02, abs=0)
 
 
 def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, cracked_run,
@@ -104,7 +114,7 @@ def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, cr
     ea, eb = base["dissipated_energy [J]"], stiff["dissipated_energy [J]"]
     print(f"K0 x10: fully cracked area {a:.4g} -> {b:.4g} m^2 ({b / a - 1:+.2%}), dissipated "
           f"{ea:.4g} -> {eb:.4g} J ({eb / ea - 1:+.2%})")
-    assert b == pytest.approx(a, rel=0.05)
+    assert b == pytest.approx(a, rel=0.05, abs=0)
 
 
 def test_intact_interfaces_reproduce_the_bonded_particle(repo_root, cache, tmp_path):
@@ -196,4 +206,6 @@ def test_restart_of_a_cracking_run_equals_the_uninterrupted_run(repo_root, cache
     for ra, rb in zip(a, b):
         for key in ("time [s]", "cracked_area_full [m^2]", "dissipated_energy [J]",
                     "max_opening [m]"):
-            assert rb[key] == pytest.approx(ra[key], rel=1e-8, abs=1e-20), key
+            # round-off-sized values early on compare against the run's final magnitude
+            scale = max(abs(r[key]) for r in a)
+            assert rb[key] == pytest.approx(ra[key], rel=1e-8, abs=1e-8 * scale), key
