@@ -26,6 +26,7 @@ import numpy as np
 from nmcfem.cohesive_solver import CohesiveEquilibrium, CohesiveInterfaces, _add_pattern
 from nmcfem.config import Config
 from nmcfem.geometry import GB_OFFSET, SHELL_CORE
+from nmcfem.outputs import atomic_write_text
 from nmcfem.physics.cohesive import CohesiveLaw
 
 #: index of each interface family in the list of laws
@@ -204,7 +205,7 @@ class ParticleCracks:
         body = "\n".join(f'    <DataSet timestep="{tt:.9g}" file="{f}"/>' for tt, f in entries)
         text = ('<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1">\n'
                 f"  <Collection>\n{body}\n  </Collection>\n</VTKFile>\n")
-        _atomic(index, lambda p: Path(p).write_text(text))
+        atomic_write_text(index, text)
 
     def destroy(self) -> None:
         """Free PETSc objects."""
@@ -224,7 +225,8 @@ def _pvd_entries(path: Path) -> list[tuple[float, str]]:
 
 
 def _atomic(path: Path, write) -> None:
-    """Write ``path`` through ``write(tmp_path)`` and rename it into place."""
+    """Write ``path`` through ``write(tmp_path)`` (a library writing to a path, e.g. meshio) and
+    rename it into place."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:

@@ -121,13 +121,13 @@ def evaluate_at_points(fun: dolfinx.fem.Function, cell_values: np.ndarray | None
     return values, tags
 
 
-def interface_facets(domain: Any, damage: np.ndarray | None, comm: MPI.Comm) -> dict:
-    """Centroids (m), areas (m^2), damage and kind (0 GB, 1 shell/core) of owned interface facets.
+def interface_facets(domain: Any, comm: MPI.Comm) -> dict:
+    """Centroids (m), areas (m^2), zero damage and kind (0 GB, 1 shell/core) of the tagged
+    interface facets of an uncut mesh (a cut mesh reports its own, with damage).
 
     Parameters
     ----------
     domain: ParticleDomain.
-    damage: per local facet damage in [0,1] (indexed like the mesh's facets) or None.
     comm: communicator.
     """
     mesh = domain.mesh
@@ -140,7 +140,7 @@ def interface_facets(domain: Any, damage: np.ndarray | None, comm: MPI.Comm) -> 
     centroids = xyz.mean(axis=1) if len(facets) else np.zeros((0, 3))
     areas = 0.5 * np.linalg.norm(np.cross(xyz[:, 1] - xyz[:, 0], xyz[:, 2] - xyz[:, 0]), axis=1) \
         if len(facets) else np.zeros(0)
-    dmg = damage[facets] if damage is not None else np.zeros(len(facets))
+    dmg = np.zeros(len(facets))
     kind = np.where(tags == SHELL_CORE, 1, 0)
     out = {"facet_centroids": _gather(comm, centroids), "facet_areas": _gather(comm, areas),
            "facet_damage": _gather(comm, dmg.astype(float)), "facet_kind": _gather(comm, kind)}
@@ -185,7 +185,7 @@ def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function,
     # shell ends (a sample at the interface belongs to either side), the geometry can.
     shell_depth = np.where(in_shell[:, 0], domain.shell_thickness, 0.0)
     if facets is None:
-        facets = interface_facets(domain, None, comm)
+        facets = interface_facets(domain, comm)
     surface_damage = np.zeros(len(surf))
     if comm.rank == 0:
         atomic_save_npz(path, radius=np.float64(radius), time=np.float64(time),
