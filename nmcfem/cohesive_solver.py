@@ -402,7 +402,10 @@ class CohesiveEquilibrium:
     K and adds the interface tangent. The preconditioner is built from K plus the interfaces'
     secant stiffness, which stays positive definite where the consistent tangent of softening
     points is not (so smoothed-aggregation AMG and its Chebyshev smoothers apply); a Krylov
-    method (GMRES) solves with the consistent Jacobian.
+    method (GMRES) solves with the consistent Jacobian. The preconditioner is built from the
+    committed state and kept for all Newton iterations of a step, and for the following steps
+    until the committed damage changes: before the first crack the problem is linear and one
+    AMG setup serves the whole elastic stage.
 
     Parameters
     ----------
@@ -438,6 +441,8 @@ class CohesiveEquilibrium:
         self.rtol = self.snes.getTolerances()[0]
         self.atol = self.snes.getTolerances()[1]
         self.iterations = {"newton": 0, "krylov": 0}
+        self._pc_damage: np.ndarray | None = None  # committed damage the AMG was built at
+        self._build_pc = False
 
     def _residual(self, snes, x: PETSc.Vec, F: PETSc.Vec) -> None:
         self.K.mult(x, F)
@@ -451,7 +456,11 @@ class CohesiveEquilibrium:
     def _jacobian(self, snes, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat) -> None:
         self.interfaces.evaluate(x, self.dt)
         subset = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
-        for A, secant in ((self.J, self.interfaces.secant), (self.P, True)):
+        targets = [(self.J, self.interfaces.secant)]
+        if self._build_pc:  # the first Jacobian of a step whose preconditioner is rebuilt
+            targets.append((self.P, True))
+            self._build_pc = False
+        for A, secant in targets:
             self.K.copy(A, structure=subset)
             A.axpy(1.0, self.interfaces.tangent_matrix(secant), structure=subset)
             if len(self.bc_rows):
@@ -474,6 +483,11 @@ class CohesiveEquilibrium:
         # at the history kink, again from the start with the secant stiffness
         line_search = self.snes.getLineSearch()
         kind = line_search.getType()
+        damage = self.interfaces.damage
+        self._build_pc = self._pc_damage is None or not np.array_equal(damage, self._pc_damage)
+        if self._build_pc:
+            self._pc_damage = damage.copy()
+        # P is assembled at most once per step; PETSc skips the setup of an unchanged P
         for secant in (False, True):
             if secant:
                 start.copy(x)

@@ -318,19 +318,48 @@ class ChemoMechanicsProblem:
         tol: nodes within this distance (in x) of the limit are clamped.
         charge: True for delithiation (limit from above), False for lithiation.
         """
+        new = self._surface_beyond(limit + tol if charge else limit - tol, charge)
+        for f in (self.c, self.c_old):
+            f.x.array[new] = limit * self.c_max  # a jump of at most tol
+        self._update_x()
+        return self._hold(new, limit)
+
+    def hold_overshoot(self, limit: float, tol: float, charge: bool) -> int:
+        """Undo a trial step in which free surface nodes went more than ``tol`` past the limit
+        and hold those nodes at the limit from the start of the step (collective).
+
+        The CV hold is an inequality (surface x stays on its side of the limit); redoing the
+        step with the violating nodes held is one active-set iteration of it. Unlike locating
+        each node's crossing in time, the step length is kept: the hold spreads over the
+        surface node by node, and located crossings would cut every step to the time between
+        two of them. Returns how many nodes were newly held.
+
+        Parameters
+        ----------
+        limit: surface Li fraction of the hold.
+        tol: nodes further than this (in x) past the limit are held.
+        charge: True for delithiation (limit from above), False for lithiation.
+        """
+        new = self._surface_beyond(limit - tol if charge else limit + tol, charge)
+        self.reject()
+        return self._hold(new, limit)
+
+    def _surface_beyond(self, bound: float, charge: bool) -> np.ndarray:
+        """Free outer-surface DOFs (local, with ghosts) whose Li fraction is past ``bound``."""
         x = self.x.x.array
         outer = self._outer_dofs_all
-        reached = outer[(x[outer] <= limit + tol) if charge else (x[outer] >= limit - tol)]
-        new = np.setdiff1d(reached, self.clamped)
+        reached = outer[(x[outer] <= bound) if charge else (x[outer] >= bound)]
+        return np.setdiff1d(reached, self.clamped)
+
+    def _hold(self, new: np.ndarray, limit: float) -> int:
+        """Add ``new`` DOFs to the surface held at ``limit`` (Dirichlet, no current there);
+        return the global number of newly held DOFs (collective)."""
         count = self.comm.allreduce(int(np.sum(new < self.V.dofmap.index_map.size_local)),
                                     op=MPI.SUM)
         if count == 0:
             return 0
         self.clamped = np.union1d(self.clamped, new).astype(np.int32)
-        for f in (self.c, self.c_old):
-            f.x.array[new] = limit * self.c_max  # a jump of at most tol
         self.flux.x.array[self.clamped] = 0.0
-        self._update_x()
         value = dolfinx.fem.Constant(self.mesh, limit * self.c_max)
         self.bcs_c = [dolfinx.fem.dirichletbc(value, self.clamped, self.V)]
         self._transport_bcs_changed(limit * self.c_max)

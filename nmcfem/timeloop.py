@@ -21,8 +21,12 @@ did not reduce the growth (by at least the factor ``UNSTABLE_GROWTH_RATIO``): th
 advances unstably at this load — a quasi-static snap that no step size resolves — and the step
 is taken.
 
-Events (surface limit, x_end during the hold) are located to ``cutoff_tolerance`` in x by
-shortening the step that crossed them (secant on the monitored value).
+Events (the surface reaching its limit, x_end during the hold) are located to
+``cutoff_tolerance`` in x by shortening the step that crossed them (secant on the monitored
+value). Once the hold has begun, free surface nodes that a step takes more than
+``cutoff_tolerance`` past the limit are held from the start of the step and the step is redone
+at the same length (an active-set iteration), so the hold's spreading over the surface does not
+cut the steps.
 """
 
 from __future__ import annotations
@@ -98,7 +102,8 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
     ----------
     problem: object with step(dt) -> info (with "dx_max"), accept(), reject(), phase,
         damage_growth() (optional: interface damage added by the trial step),
-        clamp_surface(limit, tol, charge), surface_range(free_only), mean_x().
+        clamp_surface(limit, tol, charge), hold_overshoot(limit, tol, charge),
+        surface_range(free_only), mean_x().
     cfg: configuration (time stepping and loading sections).
     observers: callables observer(event, problem, info) with event "step" or "end".
     t_start, dt_start, step_start: state to continue from (restart), s / s / count.
@@ -117,6 +122,7 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
     wall0 = time.perf_counter()
     stop_reason, hold_start = "end time", None
     tol = ld.cutoff_tolerance
+    limit = ld.surface_x_min if ld.direction == "charge" else ld.surface_x_max
     finished = False
     while not finished:
         t_final = end_time(problem, cfg)
@@ -128,7 +134,7 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                                 f"time.max_steps or time.dx_target")
         before = {name: value for name, value, _ in _events(problem, cfg)}
         dt_try = min(dt, t_final - t)
-        failures, refinements, hits = 0, 0, []
+        failures, refinements, hits, shortened = 0, 0, [], False
         damage_cuts, last_growth = 0, None
         while True:
             try:
@@ -139,13 +145,20 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                 reason = f"x changed by {info['dx_max']:.3g} > {REJECT_FACTOR} x time.dx_target"
                 if ok and before:
                     events = _events(problem, cfg)
-                    crossed = [(before[n] - target) / max(before[n] - value, 1e-300)
-                               for n, value, target in events if value < target - tol]
+                    crossed = {n: (before[n] - target) / max(before[n] - value, 1e-300)
+                               for n, value, target in events if value < target - tol}
                     if crossed and refinements < MAX_EVENT_REFINEMENTS:
+                        refinements += 1
+                        if problem.phase == "hold" and "x_end" not in crossed:
+                            # the hold spreading over the surface: hold the overshooting
+                            # nodes and redo the step (active set), no event location
+                            problem.hold_overshoot(limit, tol, ld.direction == "charge")
+                            continue
                         # an event was overshot: aim the step at the first one (secant)
                         problem.reject()
-                        dt_try *= min(max(min(crossed), SECANT_BOUNDS[0]), SECANT_BOUNDS[1])
-                        refinements += 1
+                        dt_try *= min(max(min(crossed.values()), SECANT_BOUNDS[0]),
+                                      SECANT_BOUNDS[1])
+                        shortened = True
                         continue
                     hits = [n for n, value, target in events if value <= target + tol]
                 if ok:
@@ -185,11 +198,10 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         growth = ts.growth if info["dx_max"] <= 0 else \
             min(ts.growth, SAFETY * ts.dx_target / info["dx_max"])
         # a step shortened only to land on the end time does not shrink the next one
-        base = dt_try if (failures or refinements or damage_cuts) else max(dt_try, dt)
+        base = dt_try if (failures or shortened or damage_cuts) else max(dt_try, dt)
         dt = min(ts.dt_max, max(ts.dt_min, base * growth))
         if "surface limit" in hits:
             if ld.cv_hold:
-                limit = ld.surface_x_min if ld.direction == "charge" else ld.surface_x_max
                 if problem.clamp_surface(limit, tol, ld.direction == "charge") and \
                         hold_start is None:
                     hold_start = t

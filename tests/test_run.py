@@ -56,6 +56,27 @@ def test_quick_run_writes_a_complete_run_folder(repo, tmp_path, capsys):
     assert rate == pytest.approx(li[0] * cfg.loading.c_rate / 3600.0, rel=1e-6)
 
 
+def test_cv_hold_keeps_the_surface_at_its_limit_and_ends_at_x_end(repo, tmp_path):
+    # a surface limit the quick case reaches early: most of the run is the hold
+    limit, x_end = 0.75, 0.77
+    cfg = _quick(repo, tmp_path, f"loading.surface_x_min={limit}", f"loading.x_end={x_end}",
+                 "analysis.enabled=false")
+    folder = tmp_path / "hold"
+    assert run_command(cfg, "quick", str(folder)) == "done"
+    summary = json.loads((folder / "manifest.json").read_text())["summary"]
+    assert summary["stop_reason"].startswith("x_end reached")
+    assert summary["cv_hold_start [s]"] < 0.1 * summary["end_time [s]"]
+    rows = _series(folder)
+    tol = cfg.loading.cutoff_tolerance
+    surface_min = np.array([float(r["surface_x_min [-]"]) for r in rows])
+    assert surface_min.min() >= limit - 1e-9  # held nodes sit at the limit, free ones above
+    assert float(rows[-1]["mean_x [-]"]) == pytest.approx(x_end, abs=tol)
+    li = np.array([float(r["total_li [mol]"]) for r in rows])
+    assert np.all(np.diff(li) < 0)  # the current keeps flowing out, ever more slowly
+    # the hold spreads node by node; the steps are not cut to each node's crossing
+    assert len(rows) < 45
+
+
 def test_solver_failure_is_clear_and_keeps_results(repo, tmp_path):
     cfg = _quick(repo, tmp_path, "solver.elasticity={ksp_type: cg, pc_type: none, ksp_max_it: 2}",
                  "time.max_retries=1", "time.dt_initial=0.5")
