@@ -280,7 +280,8 @@ class Solver:
                              "ksp_atol": 1e-20, "ksp_max_it": 1000}, "-", "PETSc options for the Li transport solve")
     nonlinear: dict = param({"snes_type": "newtonls", "snes_linesearch_type": "bt",
                              "snes_rtol": 1e-5, "snes_atol": 1e-12, "snes_max_it": 25,
-                             "snes_ksp_ew": True, "snes_ksp_ew_rtol0": 1e-6,
+                             "snes_ksp_ew": True, "snes_ksp_ew_version": 1,
+                             "snes_ksp_ew_rtol0": 1e-6,
                              "snes_ksp_ew_rtolmax": 0.1, "ksp_type": "gmres",
                              "ksp_gmres_restart": 100, "ksp_rtol": 1e-6, "ksp_max_it": 1000,
                              "pc_type": "gamg",
@@ -288,9 +289,11 @@ class Solver:
                              "mg_levels_pc_type": "sor"}, "-",
                             "PETSc SNES options (with its KSP/PC) of the elasticity step when "
                             "cohesive cracking makes it nonlinear: Newton with line search, "
-                            "GMRES on the consistent tangent solved inexactly (Eisenstat-Walker: "
-                            "the first solve to rtol0 so a linear step takes one iteration, "
-                            "later ones at most to rtolmax), AMG built from the secant stiffness "
+                            "GMRES on the consistent tangent solved inexactly (Eisenstat-Walker "
+                            "choice 1, which follows how well the linear model predicted the "
+                            "last residual; the first solve to rtol0 so a linear step takes one "
+                            "iteration, later ones at most to rtolmax; exact solves retried "
+                            "where it stalls), AMG built from the secant stiffness "
                             "of the committed state (rebuilt only when the damage changed); "
                             "snes_rtol also applies to the load norm, snes_atol in N; "
                             "direct: ksp_type gmres, pc_type lu, pc_factor_mat_solver_type "
