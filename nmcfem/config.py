@@ -297,7 +297,7 @@ class Solver:
                             "of the committed state (rebuilt only when the damage changed); "
                             "snes_rtol also applies to the load norm, snes_atol in N; "
                             "direct: ksp_type gmres, pc_type lu, pc_factor_mat_solver_type "
-"mumps, mat_mumps_icntl_24 1")
+                            "mumps, mat_mumps_icntl_24 1")
 
 
 @dataclass(frozen=True)
