@@ -450,7 +450,6 @@ class CohesiveEquilibrium:
         self.snes.setFromOptions()
         self.rtol = self.snes.getTolerances()[0]
         self.atol = self.snes.getTolerances()[1]
-        self.iterations = {"newton": 0, "krylov": 0}
         self._pc_damage: np.ndarray | None = None  # committed damage the AMG was built at
         self._build_pc = False
         self.ew_rtol0 = self.snes.getParamsEW()["rtol_0"] if self.snes.getUseEW() else None
@@ -532,8 +531,6 @@ class CohesiveEquilibrium:
         self.snes.setUseEW(inexact)
         line_search.setType(kind)
         start.destroy()
-        self.iterations["newton"] += its
-        self.iterations["krylov"] += lits
         if reason < 0:
             name = _snes_reason(reason)
             raise SolverError(f"cohesive Newton solve did not converge: {name} after {its} "

@@ -88,7 +88,6 @@ class LinearSolver:
         # Fields change little between steps: start each solve from the last solution.
         if self.ksp.getType() != PETSc.KSP.Type.PREONLY:
             self.ksp.setInitialGuessNonzero(True)
-        self.iterations = 0
 
     def set_operator(self, A: PETSc.Mat) -> None:
         """Use a new (re-assembled) operator from the next solve on."""
@@ -99,7 +98,6 @@ class LinearSolver:
         self.ksp.solve(b, x)
         reason = self.ksp.getConvergedReason()
         its = self.ksp.getIterationNumber()
-        self.iterations += its
         if reason < 0:
             raise SolverError(f"{self.name} solve did not converge: {_reason_name(reason)} after "
                               f"{its} iterations (residual {self.ksp.getResidualNorm():.3e}); "
@@ -319,9 +317,10 @@ class ChemoMechanicsProblem:
         charge: True for delithiation (limit from above), False for lithiation.
         """
         new = self._surface_beyond(limit + tol if charge else limit - tol, charge)
-        for f in (self.c, self.c_old):
-            f.x.array[new] = limit * self.c_max  # a jump of at most tol
-        self._update_x()
+        if len(new):
+            for f in (self.c, self.c_old):
+                f.x.array[new] = limit * self.c_max  # a jump of at most tol
+            self._update_x()
         return self._hold(new, limit)
 
     def hold_overshoot(self, limit: float, tol: float, charge: bool) -> int:
