@@ -402,6 +402,13 @@ def _owned_bc_rows(bcs: list, V) -> np.ndarray:
 #: the damage: measured on the default particle, 1e-2 instead of 1e-6 cuts the Krylov
 #: iterations of cracking steps from about 70 to 45 at the same Newton count
 GROWING_CRACK_RTOL0 = 1e-2
+#: a Newton attempt whose residual fell by less than STALL_FACTOR over the last STALL_WINDOW
+#: iterations is stopped: at a kink of the damage history (a point switching between loading
+#: and unloading) the residual of the default particle sat at the same value for 20 iterations
+#: and the step's three attempts cost 20-25 s where a converging step costs 0.5 s (measured);
+#: the time loop then cuts the step, which resolves the kink
+STALL_WINDOW = 6
+STALL_FACTOR = 0.5
 
 
 class CohesiveEquilibrium:
@@ -425,10 +432,14 @@ class CohesiveEquilibrium:
         ``solver.nonlinear``.
     bcs: Dirichlet conditions (their DOFs keep the values in u), or [].
     nullspace: rigid-body null space of a free body, removed from the solution, or None.
+    direct_options: PETSc options of a KSP with a direct factorisation of the consistent
+        tangent, tried with exact Newton when the iterative linear solves fail (grains held
+        only by the residual stiffness of broken interfaces defeat the AMG), or None.
     """
 
     def __init__(self, K: PETSc.Mat, interfaces: CohesiveInterfaces, options: dict,
-                 bcs: list | None = None, nullspace: PETSc.NullSpace | None = None):
+                 bcs: list | None = None, nullspace: PETSc.NullSpace | None = None,
+                 direct_options: dict | None = None):
         self.K, self.interfaces = K, interfaces
         self.comm = interfaces.comm
         self.bc_rows = _owned_bc_rows(bcs or [], interfaces.W)
@@ -448,8 +459,16 @@ class CohesiveEquilibrium:
         self.snes.setFunction(self._residual, self.F)
         self.snes.setJacobian(self._jacobian, self.J, self.P)
         self.snes.setFromOptions()
-        self.rtol = self.snes.getTolerances()[0]
-        self.atol = self.snes.getTolerances()[1]
+        self.rtol, self.atol, self.stol, self.max_it = self.snes.getTolerances()[:4]
+        self._fnorms: list[float] = []
+        self.snes.setConvergenceTest(self._converged)
+        self.direct_ksp = None
+        if direct_options:
+            self.direct_ksp = PETSc.KSP().create(self.comm)
+            self.direct_ksp.setOptionsPrefix(prefixed_options(self, "cohesive_direct",
+                                                              direct_options))
+            self.direct_ksp.setFromOptions()
+        self._direct = False
         self._pc_damage: np.ndarray | None = None  # committed damage the AMG was built at
         self._build_pc = False
         self.ew_rtol0 = self.snes.getParamsEW()["rtol_0"] if self.snes.getUseEW() else None
@@ -464,11 +483,35 @@ class CohesiveEquilibrium:
             F.setValues(self.bc_rows, np.zeros(len(self.bc_rows)))
             F.assemble()
 
+    def _converged(self, snes, its: int, norms: tuple[float, float, float]) -> int:
+        """PETSc's default tests (absolute, relative to the first residual, step, iteration
+        count, NaN) plus the stall test of STALL_WINDOW / STALL_FACTOR."""
+        xnorm, ynorm, fnorm = norms
+        reasons = PETSc.SNES.ConvergedReason
+        if its == 0:
+            self._fnorms = []
+        self._fnorms.append(fnorm)
+        if not np.isfinite(fnorm):
+            return reasons.DIVERGED_FUNCTION_NANORINF
+        if fnorm <= self.atol:
+            return reasons.CONVERGED_FNORM_ABS
+        if its > 0 and fnorm <= self.rtol * self._fnorms[0]:
+            return reasons.CONVERGED_FNORM_RELATIVE
+        if its > 0 and ynorm <= self.stol * xnorm:
+            return reasons.CONVERGED_SNORM_RELATIVE
+        if its >= self.max_it:
+            return reasons.DIVERGED_MAX_IT
+        if its >= STALL_WINDOW and fnorm > STALL_FACTOR * self._fnorms[its - STALL_WINDOW]:
+            return reasons.DIVERGED_LOCAL_MIN
+        return reasons.CONVERGED_ITERATING
+
     def _jacobian(self, snes, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat) -> None:
         self.interfaces.evaluate(x, self.dt)
         subset = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
         targets = [(self.J, self.interfaces.secant)]
-        if self._build_pc:  # the first Jacobian of a step whose preconditioner is rebuilt
+        if self._direct:  # the factorisation is of the Jacobian itself
+            targets.append((self.P, self.interfaces.secant))
+        elif self._build_pc:  # the first Jacobian of a step whose preconditioner is rebuilt
             targets.append((self.P, True))
             self._build_pc = False
         for A, secant in targets:
@@ -487,7 +530,8 @@ class CohesiveEquilibrium:
         b.copy(self.b)
         self.dt = dt
         x = u.x.petsc_vec
-        self.snes.setTolerances(rtol=self.rtol, atol=max(self.atol, self.rtol * b.norm()))
+        atol = self.atol
+        self.atol = max(atol, self.rtol * b.norm())  # read by the convergence test
         start = x.copy()
         its = lits = 0
         # Newton with the consistent tangent; where it cycles between loading and unloading
@@ -510,6 +554,7 @@ class CohesiveEquilibrium:
         # exact Newton from that stalled point stalls too: measured); the secant fixed-point
         # iteration
         inexact = self.ew_rtol0 is not None
+        linear_failed = False
         attempts = [(False, True)] * inexact + [(False, False), (True, False)]
         for n, (secant, ew) in enumerate(attempts):
             if n:
@@ -527,12 +572,22 @@ class CohesiveEquilibrium:
             lits += self.snes.getLinearSolveIterations()
             if reason > 0:
                 break
+            linear_failed = linear_failed or \
+                reason == PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE
         self.interfaces.secant = False
-        self.snes.setUseEW(inexact)
         line_search.setType(kind)
+        if reason < 0 and linear_failed and self.direct_ksp is not None:
+            start.copy(x)
+            reason, n_its, n_lits = self._solve_direct(x)
+            its, lits = its + n_its, lits + n_lits
+        self.snes.setUseEW(inexact)
+        self.atol = atol
         start.destroy()
         if reason < 0:
             name = _snes_reason(reason)
+            if reason == PETSc.SNES.ConvergedReason.DIVERGED_LOCAL_MIN:
+                name = (f"stalled (residual down by less than {1 / STALL_FACTOR:g}x in "
+                        f"{STALL_WINDOW} iterations)")
             raise SolverError(f"cohesive Newton solve did not converge: {name} after {its} "
                               f"iterations (residual {self.snes.getFunctionNorm():.3e} N); the "
                               f"step is cut (solver.nonlinear sets the SNES/KSP options)")
@@ -543,8 +598,25 @@ class CohesiveEquilibrium:
         self.interfaces.evaluate(x, dt)
         return {"newton_its": its, "krylov_its": lits, "snes_reason": _snes_reason(reason)}
 
+    def _solve_direct(self, x: PETSc.Vec) -> tuple[int, int, int]:
+        """Exact Newton from x with the direct KSP; returns (reason, Newton its, Krylov its)."""
+        iterative = self.snes.getKSP()
+        self._direct = True
+        self.snes.setUseEW(False)
+        self.snes.setKSP(self.direct_ksp)
+        try:
+            self.snes.solve(None, x)
+        finally:
+            self.snes.setKSP(iterative)
+            self._direct = False
+            self._pc_damage = None  # P holds a Jacobian now: rebuild the AMG's next step
+        return (self.snes.getConvergedReason(), self.snes.getIterationNumber(),
+                self.snes.getLinearSolveIterations())
+
     def destroy(self) -> None:
         """Free the PETSc objects."""
+        if self.direct_ksp is not None:
+            self.direct_ksp.destroy()
         self.snes.destroy()
         self.J.destroy()
         self.P.destroy()

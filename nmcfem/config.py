@@ -252,8 +252,8 @@ class TimeStepping:
     dt_initial: float = param(1.0, "s", "first time step", lo=0, lo_open=True)
     dt_min: float = param(1e-3, "s", "smallest time step before giving up", lo=0, lo_open=True)
     dt_max: float = param(60.0, "s", "largest time step", lo=0, lo_open=True)
-    dx_target: float = param(0.02, "-", "target largest change of Li fraction per step", lo=0,
-                             lo_open=True, hi=1)
+    dx_target: float = param(0.02, "-", "target largest change of the grains' Li fraction per "
+                             "step", lo=0, lo_open=True, hi=1)
     growth: float = param(1.5, "-", "step growth factor after an easy step", lo=1, hi=10)
     cutback: float = param(0.5, "-", "step reduction factor after a failure", lo=0, hi=1,
                            lo_open=True, hi_open=True)
@@ -298,6 +298,14 @@ class Solver:
                             "snes_rtol also applies to the load norm, snes_atol in N; "
                             "direct: ksp_type gmres, pc_type lu, pc_factor_mat_solver_type "
                             "mumps, mat_mumps_icntl_24 1")
+    nonlinear_direct: dict = param({"ksp_type": "gmres", "pc_type": "lu",
+                                    "pc_factor_mat_solver_type": "mumps",
+                                    "mat_mumps_icntl_24": 1}, "-",
+                                   "PETSc KSP options of the fallback when the iterative linear "
+                                   "solves of the cracking step fail (grains held only by "
+                                   "broken interfaces defeat the AMG): exact Newton with this "
+                                   "direct factorisation of the tangent (icntl_24: the free "
+                                   "particle's rigid modes are null pivots); {} = no fallback")
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,10 @@ class ParticleCracks:
 
     def equilibrium(self, K, nullspace) -> CohesiveEquilibrium:
         """Newton solver of the particle's equilibrium with these interfaces."""
-        return CohesiveEquilibrium(K, self.interfaces, dict(self.cfg.solver.nonlinear),
-                                   nullspace=nullspace)
+        solver = self.cfg.solver
+        return CohesiveEquilibrium(K, self.interfaces, dict(solver.nonlinear),
+                                   nullspace=nullspace,
+                                   direct_options=dict(solver.nonlinear_direct))
 
     # --- transport -------------------------------------------------------------------------
 

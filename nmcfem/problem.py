@@ -226,6 +226,9 @@ class ChemoMechanicsProblem:
         self.active.x.array[:] = np.where(is_shell, 0.0, 1.0)
         self.grain_id = dolfinx.fem.Function(Q0, name="grain_id")
         self.grain_id.x.array[:] = tag
+        # where the step control watches the Li fraction (see step)
+        grain_dofs = np.unique(self.V.dofmap.list[np.flatnonzero(~is_shell)])
+        self._grain_dofs = grain_dofs[grain_dofs < self.V.dofmap.index_map.size_local]
 
     def _surface_flux(self) -> float:
         """Outward Li flux j (mol/m^2/s) of a galvanostatic C-rate on the discrete particle."""
@@ -509,14 +512,21 @@ class ChemoMechanicsProblem:
     def step(self, dt: float, mechanics: bool = True) -> dict[str, Any]:
         """One staggered step of length dt (s): c, then u. Call accept() or reject() after.
 
+        The step's ``dx_max`` is the largest change of the Li fraction in the grains, where it
+        drives the chemical strain. The shell's transport is linear and strain-free: a shell
+        patch cut off from the core by a debonded interface drains linearly in time (exact
+        under backward Euler) until its surface is held, and counted here it set 0.2 s steps
+        for the whole particle once the shell/core interface cracked (measured on the
+        default particle at 0.8 um interface elements).
+
         Parameters
         ----------
         dt: step length in s.
         mechanics: also solve for the displacement (False: transport only).
         """
         its_c = self.solve_diffusion(dt)
-        n_owned = self.V.dofmap.index_map.size_local
-        dx_local = np.max(np.abs(self.c.x.array[:n_owned] - self.c_old.x.array[:n_owned]),
+        dofs = self._grain_dofs
+        dx_local = np.max(np.abs(self.c.x.array[dofs] - self.c_old.x.array[dofs]),
                           initial=0.0) / self.c_max
         # the step's record exists before the mechanics, which reads dt and adds Newton counts
         self.last = {"ksp_its_diffusion": its_c, "ksp_its_elasticity": 0,

@@ -41,7 +41,8 @@ class RunRecorder:
     def record(self, problem: Any, info: dict) -> dict[str, Any]:
         """Diagnostics of the current state plus step information, appended to the series."""
         row = problem.diagnostics()
-        row.update({"dt [s]": info.get("dt", 0.0), "step": info.get("step", 0),
+        row.update({"dt [s]": info.get("dt", 0.0), "dx_max [-]": info.get("dx_max", 0.0),
+                    "step": info.get("step", 0),
                     "ksp_its_diffusion": info.get("ksp_its_diffusion", 0),
                     "ksp_its_elasticity": info.get("ksp_its_elasticity", 0),
                     "newton_its": info.get("newton_its", 0),

@@ -1,8 +1,9 @@
 """Adaptive time stepping with CC-CV charge control.
 
-Step size: the largest change of the Li fraction per step follows ``time.dx_target``; after an
-accepted step dt is scaled by min(growth, 0.9 dx_target / dx_max); a step whose change exceeds
-twice the target, or whose solve fails, is undone and retried with a step cut by
+Step size: the largest change of the grains' Li fraction per step follows ``time.dx_target``
+(the shell's linear, strain-free transport does not limit it: ``ChemoMechanicsProblem.step``);
+after an accepted step dt is scaled by min(growth, 0.9 dx_target / dx_max); a step whose change
+exceeds twice the target, or whose solve fails, is undone and retried with a step cut by
 ``time.cutback``, up to ``time.max_retries`` times, before the run stops with a clear message.
 
 Loading protocol (``loading``):

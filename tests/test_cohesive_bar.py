@@ -16,6 +16,7 @@ from nmcfem.geometry import GB_OFFSET, orient_positive
 from nmcfem.interfaces import split_interfaces
 from nmcfem.mesh import create_distributed
 from nmcfem.physics.cohesive import CohesiveLaw
+from nmcfem.problem import SolverError
 
 L, W = 1e-6, 0.5e-6  # block length and width (m)
 E_BLOCK = 1e14  # Pa: stiff blocks, so the opening is the applied displacement
@@ -54,9 +55,11 @@ def two_blocks(nx=2, ny=1):
     return data
 
 
-def pull(law_name, steps, end, comm=MPI.COMM_WORLD, path=None, **law_options):
+def pull(law_name, steps, end, comm=MPI.COMM_WORLD, path=None, newton=None, direct=None,
+         **law_options):
     """Open the bar's interface along a displacement path (m, (n,3) end displacements of the
-    right face; default: a straight pull to ``end`` in ``steps`` steps). Returns the mean
+    right face; default: a straight pull to ``end`` in ``steps`` steps), with the solver
+    options ``newton`` (default NEWTON) and the direct fallback ``direct``. Returns the mean
     normal opening and mean traction (local frame) per step, the interfaces, law and area."""
     data = two_blocks()
     law = CohesiveLaw(strength=TN, toughness=GC, law=law_name,
@@ -79,7 +82,7 @@ def pull(law_name, steps, end, comm=MPI.COMM_WORLD, path=None, **law_options):
            dolfinx.fem.dirichletbc(pull_value, right, V)]
     K = dolfinx.fem.petsc.assemble_matrix(a)
     K.assemble()
-    solver = CohesiveEquilibrium(K, interfaces, NEWTON, bcs=bcs)
+    solver = CohesiveEquilibrium(K, interfaces, newton or NEWTON, bcs=bcs, direct_options=direct)
     uh = dolfinx.fem.Function(V)
     b = dolfinx.fem.petsc.create_vector(V)
     if path is None:
@@ -114,6 +117,19 @@ def test_two_block_bar(law_name, end_factor, steps):
     assert work / area == pytest.approx(GC, rel=0.02)
     assert diag["dissipated_energy [J]"] == pytest.approx(GC * area, rel=0.02)
     assert diag["cracked_area_full [m^2]"] == pytest.approx(area, rel=1e-9)
+
+
+def test_failing_linear_solves_fall_back_to_the_direct_factorisation():
+    """Krylov solves that cannot converge (one unpreconditioned iteration) end in the direct
+    fallback, which gives the MUMPS result; without a fallback the step fails clearly."""
+    iterative = {**NEWTON, "ksp_type": "gmres", "pc_type": "none", "ksp_max_it": 1}
+    direct = {key: NEWTON[key] for key in ("pc_type", "pc_factor_mat_solver_type")}
+    end = 1.05 * CohesiveLaw(strength=TN, toughness=GC).final_opening
+    reference = pull("bilinear", 41, end)[1][:, 0]
+    traction = pull("bilinear", 41, end, newton=iterative, direct=direct)[1][:, 0]
+    assert np.allclose(traction, reference, rtol=1e-8, atol=1e-6 * TN)
+    with pytest.raises(SolverError, match="did not converge"):
+        pull("bilinear", 41, end, newton=iterative)
 
 
 def test_bar_under_compression_does_not_damage():
