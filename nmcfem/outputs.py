@@ -164,7 +164,7 @@ class RunFolder:
 
         Parameters
         ----------
-        status: "running", "done" or "failed".
+        status: "running", "done", "failed" or "interrupted".
         extra: further entries (e.g. ``error``, ``summary``, ``mesh``).
         """
         self.info.update(extra)

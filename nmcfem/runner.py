@@ -1,11 +1,13 @@
 """Orchestration of one run: config -> mesh -> problem -> time loop -> outputs -> analysis.
 
 Each stage passes a plain object to the next; this module only wires them, times them and
-records the outcome in the run's manifest (``running`` -> ``done`` or ``failed``).
+records the outcome in the run's manifest (``running`` -> ``done``, ``failed`` or
+``interrupted``).
 """
 
 from __future__ import annotations
 
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -87,9 +89,11 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
                        resume=restart is not None)
     say(f"nmcfem run '{config_name}' on {comm.size} rank(s) -> {folder.path}")
     folder.write_manifest("running")
+    previous = None
     try:
         t0 = time.perf_counter()
         domain = load_domain(cfg, comm, say)
+        previous = _stop_on_sigterm()
         folder.add_timing("mesh", time.perf_counter() - t0)
         folder.write_manifest("running", mesh={"cache": str(domain.cache_path), **domain.stats})
         say(f"mesh: {domain.cache_path} ({domain.stats['n_cells']} cells, "
@@ -107,15 +111,43 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
         folder.write_manifest("failed", error=str(exc))
         say(f"run FAILED: {exc}\n  what was written so far is kept in {folder.path}")
         raise
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM (batch time limit)
+        hint = (f"; continue it with --restart {folder.path}" if cfg.output.checkpoint_every
+                else "")
+        folder.write_manifest("interrupted", error=f"interrupted ({exc or 'Ctrl-C'}){hint}")
+        raise
     except BaseException as exc:  # bugs, Ctrl-C: the manifest must never say "running" or "done"
         folder.write_manifest("failed", error=f"{type(exc).__name__}: {exc}",
                               traceback=traceback.format_exc())
         raise
     finally:
         folder.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     folder.write_manifest("done", summary=summary)
     say(summary_text(summary, folder.path))
     return "done"
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM (a batch system's time limit) stop a run like Ctrl-C, so its manifest says
+    "interrupted" (sweeps re-run it) instead of "running" for ever; return the previous
+    handler (None where handlers cannot be set: not the main thread).
+
+    PETSc (when it initialises) and gmsh (when it meshes) install handlers of their own, so this
+    is called after both.
+    """
+    import threading
+
+    from petsc4py import PETSc  # noqa: F401 - initialised first, so its handler is replaced
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
 
 
 def check_restart(cfg: Config, run_dir: str) -> None:

@@ -166,7 +166,8 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
 
 
 def case_status(case: Case) -> str:
-    """Status of a case from its manifest: done, failed, running (interrupted) or pending."""
+    """Status of a case from its manifest: done, failed, interrupted, running (killed) or
+    pending."""
     manifest = case.folder / MANIFEST
     if not manifest.is_file():
         return "pending"
@@ -203,7 +204,8 @@ def run_sweep(sweep: Sweep, ranks_per_case: int = 1, retry_failed: bool = False,
 
     subcomm, group, groups = _split(comm, ranks_per_case)
     selected = [c for c in sweep.cases if only is None or c.index in only]
-    todo_states = {"pending", "running"} | ({"failed"} if retry_failed else set())
+    todo_states = {"pending", "running", "interrupted"} | \
+        ({"failed"} if retry_failed else set())
     # Every rank decides from the same file state: read it once on rank 0 and broadcast.
     states = comm.bcast([case_status(c) for c in selected] if comm.rank == 0 else None, root=0)
     todo = [c for c, s in zip(selected, states) if s in todo_states]

@@ -2,6 +2,10 @@
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -98,7 +102,8 @@ def test_restart_from_checkpoint_equals_uninterrupted_run(repo, tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         run_command(cfg, "quick", str(part))
     undo()
-    assert json.loads((part / "manifest.json").read_text())["status"] == "failed"
+    manifest = json.loads((part / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and f"--restart {part}" in manifest["error"]
     assert main(["run", str(repo / "configs" / "quick.yaml"), "--restart", str(part),
                  "--set", f"output.mesh_cache={tmp_path / 'meshes'}",
                  *[a for o in overrides for a in ("--set", o)]]) == 0
@@ -107,6 +112,24 @@ def test_restart_from_checkpoint_equals_uninterrupted_run(repo, tmp_path, monkey
     for ra, rb in zip(a, b):
         for key in ("time [s]", "mean_x [-]", "surface_x_min [-]", "max_gb_normal_traction [Pa]"):
             assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-10, abs=1e-12), key
+
+
+def test_sigterm_leaves_an_interrupted_manifest(repo, tmp_path):
+    """A batch time limit (SIGTERM) mid-run: exit status 1, manifest "interrupted"."""
+    folder = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(repo / "run_sim.py"), "run",
+                             str(repo / "configs" / "quick.yaml"), "--output-dir", str(folder),
+                             "--set", f"output.mesh_cache={tmp_path / 'meshes'}",
+                             "--set", "time.dx_target=0.002"], cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while not (folder / "series.csv").is_file() and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 1
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and "SIGTERM" in manifest["error"]
 
 
 def test_restart_refuses_another_config(repo, tmp_path):
