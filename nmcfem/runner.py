@@ -150,8 +150,14 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, _interrupt)
 
 
+#: config sections a restart may change: how the equations are solved, not which ones
+RESTART_MAY_CHANGE = ("solver.",)
+
+
 def check_restart(cfg: Config, run_dir: str) -> None:
-    """Refuse a restart whose config differs from the one the run folder was started with."""
+    """Refuse a restart whose config differs from the one the run folder was started with,
+    except in RESTART_MAY_CHANGE (e.g. a direct solver for a run whose Krylov solves struggle;
+    the restarted run then agrees with an uninterrupted one to the solver tolerances)."""
     from nmcfem.checkpoint import CHECKPOINT
     from nmcfem.config import ConfigError, from_dict, read_yaml, to_dict
     from nmcfem.outputs import CONFIG_COPY
@@ -160,9 +166,11 @@ def check_restart(cfg: Config, run_dir: str) -> None:
     if not (path / CHECKPOINT).is_file():
         raise ConfigError(f"--restart {run_dir}: no {CHECKPOINT} there; runs write checkpoints "
                           f"when output.checkpoint_every > 0")
-    old = from_dict(read_yaml(path / CONFIG_COPY))
-    if to_dict(old) != to_dict(cfg):
-        diff = [k for k, v in _flat(to_dict(cfg)).items() if _flat(to_dict(old)).get(k) != v]
+    old = _flat(to_dict(from_dict(read_yaml(path / CONFIG_COPY))))
+    new = _flat(to_dict(cfg))
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+            and not k.startswith(RESTART_MAY_CHANGE)]
+    if diff:
         raise ConfigError(f"--restart {run_dir}: the config differs from the run's "
                           f"({', '.join(diff[:5])}); restart with the same config and --set values")
 
