@@ -116,7 +116,7 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
                 else "")
         folder.write_manifest("interrupted", error=f"interrupted ({exc or 'Ctrl-C'}){hint}")
         raise
-    except BaseException as exc:  # bugs, Ctrl-C: the manifest must never say "running" or "done"
+    except BaseException as exc:  # bugs: the manifest must never say "running" or "done"
         folder.write_manifest("failed", error=f"{type(exc).__name__}: {exc}",
                               traceback=traceback.format_exc())
         raise
