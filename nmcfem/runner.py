@@ -129,13 +129,9 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
     return "done"
 
 
-def _interrupt(signum: int, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
 def _stop_on_sigterm():
-    """Make SIGTERM (a batch system's time limit) stop a run like Ctrl-C, so its manifest says
-    "interrupted" (sweeps re-run it) instead of "running" for ever; return the previous
+    """Make SIGTERM (a batch system's time limit) stop a run at the end of the current step, so
+    its manifest says "interrupted" (sweeps re-run it) instead of "running"; return the previous
     handler (None where handlers cannot be set: not the main thread).
 
     PETSc (when it initialises) and gmsh (when it meshes) install handlers of their own, so this
@@ -145,9 +141,12 @@ def _stop_on_sigterm():
 
     from petsc4py import PETSc  # noqa: F401 - initialised first, so its handler is replaced
 
+    from nmcfem.simulation import _stop_signals, request_stop
+
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, _interrupt)
+    _stop_signals.clear()
+    return signal.signal(signal.SIGTERM, request_stop)
 
 
 #: config sections a restart may change: how the equations are solved, not which ones

@@ -7,6 +7,7 @@ every ``output.checkpoint_every`` steps (for ``--restart``).
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,16 @@ from nmcfem.outputs import SNAPSHOT
 from nmcfem.problem import ChemoMechanicsProblem
 from nmcfem.snapshot import write_analysis_snapshot
 from nmcfem import timeloop
+
+
+#: signals received (names); the run stops at the end of the step it arrives in
+_stop_signals: list[str] = []
+
+
+def request_stop(signum: int, frame) -> None:
+    """Signal handler: ask the run to stop after the current step (a signal raised inside a
+    PETSc callback would surface as a PETSc error, and the run would look failed)."""
+    _stop_signals.append(signal.Signals(signum).name)
 
 
 class RunRecorder:
@@ -66,6 +77,9 @@ class RunRecorder:
             if out.checkpoint_every and step % out.checkpoint_every == 0:
                 write_checkpoint(self.folder.path, problem, info, self.folder.comm)
             self.folder.add_timing("output", time.perf_counter() - t0)
+            # collective, so every rank stops at the same step
+            if self.folder.comm.allreduce(bool(_stop_signals), op=MPI.LOR):
+                raise KeyboardInterrupt(f"signal {(_stop_signals or ['on another rank'])[0]}")
             if time.perf_counter() - self.last_report > 5.0:
                 self.last_report = time.perf_counter()
                 self.say(f"  step {step:4d}  t = {problem.t:8.1f} s  mean x = "
