@@ -50,7 +50,7 @@ def one_case(factor: float, steps: int, dt: float, cracks: bool) -> dict:
     t_setup = time.perf_counter() - t0
     its_c, its_u, its_n = [], [], []
     t0 = time.perf_counter()
-    from nmcfem.problem import SolverError
+    from nmcfem.errors import SolverError
 
     pending = [dt] * steps
     retries = 0

@@ -10,15 +10,7 @@ try:  # pragma: no cover - exercised by every test run
 except ImportError:  # analysis-only installs: nmcfem.analysis never touches dolfinx
     dolfinx_solver = None
 
+from nmcfem.errors import NmcfemError  # noqa: E402  (after the MPI ordering above)
+
 __version__ = "0.1.0"
-
-
-class NmcfemError(Exception):
-    """Base class of every error nmcfem reports to the user as one clear line.
-
-    ``collective`` says whether every rank raises the error together (configuration checks,
-    broadcast rank-0 failures, solver divergence seen by all ranks); only such errors may end a
-    run without aborting the other ranks.
-    """
-
-    collective = True
+__all__ = ["NmcfemError", "__version__"]

@@ -15,14 +15,10 @@ from mpi4py import MPI
 
 import dolfinx
 
-from nmcfem import NmcfemError
-from nmcfem.outputs import atomic_save_npz
+from nmcfem.atomic import atomic_save_npz
+from nmcfem.errors import CheckpointError
 
 CHECKPOINT = "checkpoint.npz"
-
-
-class CheckpointError(NmcfemError):
-    """A checkpoint is missing or does not match the run being restarted."""
 
 
 def _input_index_of_dofs(V: dolfinx.fem.FunctionSpace) -> np.ndarray:

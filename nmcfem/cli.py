@@ -135,7 +135,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from nmcfem import sweep as sw
-    from nmcfem.outputs import atomic_write_text
+    from nmcfem.atomic import atomic_write_text
     from nmcfem.parallel import log
 
     sweep = sw.load_sweep(args.sweep, args.overrides)

@@ -27,11 +27,7 @@ from typing import Any
 
 import yaml
 
-from nmcfem import NmcfemError
-
-
-class ConfigError(NmcfemError, ValueError):
-    """A configuration value, key or file is invalid; the message says which and how to fix it."""
+from nmcfem.errors import ConfigError
 
 
 def param(default: Any, unit: str, doc: str, *, lo: float | None = None, hi: float | None = None,
@@ -670,6 +666,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"loading.surface_x = {ld.surface_x} equals loading.x_initial: a "
                           f"potentiostatic step needs a different surface value")
 
+    if ld.stress_assisted and ld.partial_molar_volume <= 0:
+        raise ConfigError("loading.stress_assisted is on but loading.partial_molar_volume = 0 "
+                          "m^3/mol: give Omega > 0 (e.g. 3.5e-6)")
     if not ts.dt_min <= ts.dt_initial <= ts.dt_max:
         raise ConfigError(f"time: expected dt_min <= dt_initial <= dt_max, got {ts.dt_min} s, "
                           f"{ts.dt_initial} s, {ts.dt_max} s")

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import ConvexHull, Delaunay, HalfspaceIntersection
 
-from nmcfem import NmcfemError
 from nmcfem.config import Geometry
+from nmcfem.errors import GeometryError
 
 # Physical tags (cell tags: grains 1..N, shell 0; facet tags below).
 SHELL = 0
@@ -47,10 +47,6 @@ BOX_FACTOR = 1.3
 PLANE_DIGITS = 9
 #: width of the grading zone of the size field, in units of grain_size
 GRADING_WIDTH = 1.5
-
-
-class GeometryError(NmcfemError):
-    """gmsh could not build or mesh the particle; the message names the key to change."""
 
 
 @dataclass

@@ -36,7 +36,7 @@ from dolfinx.io import distribute_entity_data
 from nmcfem.config import Geometry, section_hash
 from nmcfem.geometry import (GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, ParticleMeshData,
                              build_particle, write_msh)
-from nmcfem.interfaces import InterfaceMesh, cut_particle
+from nmcfem.cohesive.cutting import InterfaceMesh, cut_particle
 from nmcfem.parallel import run_on_root
 
 CACHE_FILES = ("data.npz", "stats.json", "mesh.msh", "mesh.xdmf", "mesh.h5")
@@ -177,7 +177,7 @@ def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
     cache_dir: folder of the mesh cache.
     log: called with progress messages on rank 0 (None: silent).
     cut: (grain boundaries, shell/core interface): open these interface families for
-        cohesive elements (duplicated vertices, :func:`nmcfem.interfaces.cut_particle`).
+        cohesive elements (duplicated vertices, :func:`nmcfem.cohesive.cutting.cut_particle`).
     """
     say = log if (log is not None and comm.rank == 0) else (lambda _m: None)
     folder = cache_folder(geom, cache_dir)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nmcfem.config import ConfigError, Geometry
+from nmcfem.config import Geometry
+from nmcfem.errors import ConfigError
 
 # A grain whose centroid lies within this fraction of the radius from the centre has no
 # meaningful radial direction; it falls back to a random (but seeded) one.

@@ -11,11 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,62 +22,13 @@ import numpy as np
 from mpi4py import MPI
 
 from nmcfem import __version__
+from nmcfem.atomic import atomic_write_json, atomic_write_text
 from nmcfem.config import Config, to_dict
 
 MANIFEST = "manifest.json"
 SERIES = "series.csv"
 CONFIG_COPY = "config.yaml"
 SNAPSHOT = "analysis_snapshot.npz"
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename).
-
-    Parameters
-    ----------
-    path: destination file.
-    data: file contents.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically (NumPy scalars/arrays allowed)."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def atomic_save_npz(path: str | Path, **arrays: Any) -> None:
-    """Save arrays as a compressed ``.npz`` file atomically."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
 def software_versions() -> dict[str, str]:

@@ -158,7 +158,8 @@ def check_restart(cfg: Config, run_dir: str) -> None:
     except in RESTART_MAY_CHANGE (e.g. a direct solver for a run whose Krylov solves struggle;
     the restarted run then agrees with an uninterrupted one to the solver tolerances)."""
     from nmcfem.checkpoint import CHECKPOINT
-    from nmcfem.config import ConfigError, from_dict, read_yaml, to_dict
+    from nmcfem.config import from_dict, read_yaml, to_dict
+    from nmcfem.errors import ConfigError
     from nmcfem.outputs import CONFIG_COPY
 
     path = Path(run_dir)
@@ -216,7 +217,8 @@ def run_analysis(run_dir: Path, cfg: Config, comm: MPI.Comm, say) -> dict[str, A
 def analyze_command(run_dir: str, measured: list[str] | None, view: list[float] | None,
                     overrides: list[str], out: str | None) -> int:
     """``nmcfem analyze``: analyse a finished run against measured maps (rank 0 works)."""
-    from nmcfem.config import ConfigError, from_dict, read_yaml, apply_overrides
+    from nmcfem.config import apply_overrides, from_dict, read_yaml
+    from nmcfem.errors import ConfigError
     from nmcfem.outputs import CONFIG_COPY
     from nmcfem.parallel import run_on_root
 

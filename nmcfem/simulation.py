@@ -51,7 +51,7 @@ class RunRecorder:
 
     def record(self, problem: Any, info: dict) -> dict[str, Any]:
         """Diagnostics of the current state plus step information, appended to the series."""
-        row = problem.diagnostics()
+        row = problem.row()
         row.update({"dt [s]": info.get("dt", 0.0), "dx_max [-]": info.get("dx_max", 0.0),
                     "step": info.get("step", 0),
                     "ksp_its_diffusion": info.get("ksp_its_diffusion", 0),
@@ -91,7 +91,7 @@ class RunRecorder:
 
 def write_fields(folder: Any, problem: Any, step: int) -> None:
     """ParaView fields of the bulk (collective) and, with cracks, of the interfaces (rank 0)."""
-    folder.write_fields(problem.output_fields(), problem.t)
+    folder.write_fields(problem.diagnostics.output_fields(), problem.t)
     if problem.cracks is not None and folder.root:
         problem.cracks.write_vtu(folder.path / "fields", problem.t, step)
 
@@ -99,7 +99,7 @@ def write_fields(folder: Any, problem: Any, step: int) -> None:
 def write_checkpoint(run_dir: Path, problem: Any, info: dict, comm: MPI.Comm) -> None:
     """Checkpoint the committed state and stepping information (collective)."""
     state = {"time [s]": problem.t, "step": info["step"], "next_dt [s]": info.get("next_dt"),
-             "dt [s]": info.get("dt")}
+             "dt [s]": info.get("dt"), **problem.checkpoint_state()}
     save_checkpoint(Path(run_dir) / CHECKPOINT, problem.checkpoint_fields(), state,
                     problem.checkpoint_arrays(), comm)
 
@@ -123,18 +123,19 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
     folder.add_timing("setup", time.perf_counter() - t0)
     say(f"problem: {problem.unknowns()['diffusion']} Li unknowns, "
         f"{problem.unknowns()['elasticity']} displacement unknowns; surface flux "
-        f"{problem.flux_value:.4g} mol/m^2/s; ends at t = {timeloop.end_time(problem, cfg):.1f} s")
+        f"{problem.transport.flux_value:.4g} mol/m^2/s; ends at t = "
+        f"{problem.protocol.end_time():.1f} s")
     recorder = RunRecorder(cfg, folder, say)
     start = {"t_start": 0.0, "dt_start": None, "step_start": 0}
     if restart_from is not None:
         state, arrays = load_checkpoint(restart_from, problem.checkpoint_fields())
-        problem.restore(state["time [s]"], arrays)
+        problem.restore(state["time [s]"], arrays, state)
         folder.truncate_series(problem.t)
         start = {"t_start": state["time [s]"], "dt_start": state.get("next_dt [s]"),
                  "step_start": state["step"]}
         say(f"restarted from {restart_from} at t = {problem.t:.1f} s (step {state['step']})")
     else:
-        problem.solve_elasticity()
+        problem.solve_mechanics()
         recorder.record(problem, {"dt": 0.0, "step": 0})
         write_fields(folder, problem, 0)
 

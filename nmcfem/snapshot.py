@@ -20,7 +20,7 @@ import dolfinx
 from dolfinx import geometry as dgeo
 
 from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE
-from nmcfem.outputs import atomic_save_npz
+from nmcfem.atomic import atomic_save_npz
 
 # Vertices of the outer surface lie on the boundary of the mesh; sampling exactly there may
 # miss every cell by round-off, so the shallowest sample sits this fraction of R inside.

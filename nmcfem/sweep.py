@@ -36,18 +36,15 @@ from typing import Any
 
 from mpi4py import MPI
 
-from nmcfem import NmcfemError
-from nmcfem.config import Config, ConfigError, apply_overrides, from_dict, read_yaml, section_hash
-from nmcfem.outputs import MANIFEST, atomic_write_text
+from nmcfem.atomic import atomic_write, atomic_write_text
+from nmcfem.config import Config, apply_overrides, from_dict, read_yaml, section_hash
+from nmcfem.errors import ConfigError, NmcfemError, SweepError
+from nmcfem.outputs import MANIFEST
 from nmcfem.parallel import log
 
 SWEEP_KEYS = ("base", "config", "set", "grid", "zip", "cases", "directory")
 SUMMARY_CSV = "summary.csv"
 CASES_DIR = "cases"
-
-
-class SweepError(ConfigError):
-    """A sweep file or one of its cases is invalid."""
 
 
 @dataclass(frozen=True)
@@ -322,10 +319,8 @@ def _summary_figure(sweep: Sweep, rows: list[dict[str, Any]]) -> None:
             ax.set_xlabel(axis)
             ax.set_ylabel(out, fontsize=7)
     fig.tight_layout()
-    tmp = sweep.directory / ".summary.png.tmp.png"
-    fig.savefig(tmp, dpi=110)
+    atomic_write(sweep.directory / "summary.png", lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
-    tmp.replace(sweep.directory / "summary.png")
 
 
 def dry_run(sweep: Sweep) -> str:

@@ -6,15 +6,8 @@ after an accepted step dt is scaled by min(growth, 0.9 dx_target / dx_max); a st
 exceeds twice the target, or whose solve fails, is undone and retried with a step cut by
 ``time.cutback``, up to ``time.max_retries`` times, before the run stops with a clear message.
 
-Loading protocol (``loading``):
-
-- galvanostatic (CC): a constant current density until the mean Li fraction reaches ``x_end``
-  — a known time, since the current fixes d(mean x)/dt — or until the surface reaches its
-  limit (``surface_x_min`` on charge, ``surface_x_max`` on discharge: the analogue of a voltage
-  cut-off). There the run either stops (``cv_hold: false``) or holds each surface point that
-  reaches the limit at it (local CV) while the rest keeps its current, until the mean reaches
-  ``x_end``;
-- potentiostatic: a fixed surface Li fraction until ``t_end``.
+The loading protocol (:mod:`nmcfem.protocol`) gives the end time and the events of its
+current phase, and holds the surface where it reaches its limit.
 
 Cohesive cracks: a step whose interface damage grows by more than
 ``cohesive.max_damage_increment`` anywhere is redone with a shorter step, unless shortening it
@@ -36,9 +29,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nmcfem import NmcfemError
 from nmcfem.config import Config
-from nmcfem.problem import SECONDS_PER_HOUR, SolverError
+from nmcfem.errors import SolverError, TimeLoopError
+from nmcfem.protocol import HOLD
 
 #: a step may overshoot the x-change target by this factor before it is redone
 REJECT_FACTOR = 2.0
@@ -61,39 +54,6 @@ DAMAGE_CUT_MIN = 0.1
 Observer = Callable[[str, Any, dict], None]
 
 
-class TimeLoopError(NmcfemError):
-    """The time loop could not advance (retry budget spent, step size below dt_min)."""
-
-
-def end_time(problem: Any, cfg: Config) -> float:
-    """Final time (s) of the current phase: galvanostatic x_end time, or ``loading.t_end``."""
-    ld = cfg.loading
-    t_end = ld.t_end if ld.t_end is not None else float("inf")
-    if ld.mode == "galvanostatic" and getattr(problem, "phase", "galvanostatic") == "galvanostatic":
-        # mean x changes at exactly c_rate/3600 per second: the flux integrates to that rate
-        t_cut = abs(ld.x_initial - ld.x_end) * SECONDS_PER_HOUR / ld.c_rate
-        t_end = min(t_end, t_cut)
-    return t_end
-
-
-def _events(problem: Any, cfg: Config) -> list[tuple[str, float, float]]:
-    """Events the current phase watches, as (name, value, target) oriented so that the value
-    decreases towards the target: the free surface reaching its limit, and (once part of the
-    surface is held) the mean Li fraction reaching x_end."""
-    ld = cfg.loading
-    if problem.phase == "potentiostatic":
-        return []
-    lo, hi = problem.surface_range(free_only=True)
-    if ld.direction == "charge":
-        events = [("surface limit", lo, ld.surface_x_min)]
-    else:
-        events = [("surface limit", -hi, -ld.surface_x_max)]
-    if problem.phase == "hold":
-        sign = 1.0 if ld.direction == "charge" else -1.0
-        events.append(("x_end", sign * problem.mean_x(), sign * ld.x_end))
-    return events
-
-
 def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         t_start: float = 0.0, dt_start: float | None = None, step_start: int = 0
         ) -> dict[str, Any]:
@@ -101,10 +61,10 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
 
     Parameters
     ----------
-    problem: object with step(dt) -> info (with "dx_max"), accept(), reject(), phase,
-        damage_growth() (optional: interface damage added by the trial step),
-        clamp_surface(limit, tol, charge), hold_overshoot(limit, tol, charge),
-        surface_range(free_only), mean_x().
+    problem: object with step(dt, mechanics) -> info (with "dx_max"), solve_mechanics(),
+        accept(), reject(), damage_growth() (interface damage added by the trial step) and
+        ``protocol`` (end_time(), events(), clamp_surface(t), hold_overshoot(), phase,
+        hold_start).
     cfg: configuration (time stepping and loading sections).
     observers: callables observer(event, problem, info) with event "step" or "end".
     t_start, dt_start, step_start: state to continue from (restart), s / s / count.
@@ -121,19 +81,19 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
     cap = cfg.cohesive.max_damage_increment
     unstable_steps = 0
     wall0 = time.perf_counter()
-    stop_reason, hold_start = "end time", None
+    stop_reason = "end time"
     tol = ld.cutoff_tolerance
-    limit = ld.surface_x_min if ld.direction == "charge" else ld.surface_x_max
+    protocol = problem.protocol
     finished = False
     while not finished:
-        t_final = end_time(problem, cfg)
+        t_final = protocol.end_time()
         if t >= t_final * (1 - END_TOLERANCE):
             stop_reason = "x_end reached" if t_final < (ld.t_end or float("inf")) else "t_end"
             break
         if steps >= ts.max_steps:
             raise TimeLoopError(f"time.max_steps = {ts.max_steps} reached at t = {t:.6g} s: raise "
                                 f"time.max_steps or time.dx_target")
-        before = {name: value for name, value, _ in _events(problem, cfg)}
+        before = {name: value for name, value, _ in protocol.events()}
         dt_try = min(dt, t_final - t)
         failures, refinements, hits, shortened = 0, 0, [], False
         damage_cuts, last_growth = 0, None
@@ -145,15 +105,16 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                 ok = info["dx_max"] <= REJECT_FACTOR * ts.dx_target or dt_try <= ts.dt_min
                 reason = f"x changed by {info['dx_max']:.3g} > {REJECT_FACTOR} x time.dx_target"
                 if ok and before:
-                    events = _events(problem, cfg)
+                    events = protocol.events()
                     crossed = {n: (before[n] - target) / max(before[n] - value, 1e-300)
                                for n, value, target in events if value < target - tol}
                     if crossed and refinements < MAX_EVENT_REFINEMENTS:
                         refinements += 1
-                        if problem.phase == "hold" and "x_end" not in crossed:
+                        if protocol.phase == HOLD and "x_end" not in crossed:
                             # the hold spreading over the surface: hold the overshooting
                             # nodes and redo the step (active set), no event location
-                            problem.hold_overshoot(limit, tol, ld.direction == "charge")
+                            protocol.hold_overshoot()
+                            problem.reject()
                             continue
                         # an event was overshot: aim the step at the first one (secant)
                         problem.reject()
@@ -163,8 +124,8 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                         continue
                     hits = [n for n, value, target in events if value <= target + tol]
                 if ok:
-                    info["ksp_its_elasticity"] = problem.solve_elasticity()
-                    growth = getattr(problem, "damage_growth", lambda: 0.0)()
+                    problem.solve_mechanics()
+                    growth = problem.damage_growth()
                     if growth > cap:
                         unstable = last_growth is not None and \
                             growth >= UNSTABLE_GROWTH_RATIO * last_growth
@@ -203,19 +164,17 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         dt = min(ts.dt_max, max(ts.dt_min, base * growth))
         if "surface limit" in hits:
             if ld.cv_hold:
-                if problem.clamp_surface(limit, tol, ld.direction == "charge") and \
-                        hold_start is None:
-                    hold_start = t
+                protocol.clamp_surface(t)
             else:
                 stop_reason, finished = "surface limit reached (cv_hold off)", True
         if "x_end" in hits:
             stop_reason, finished = "x_end reached (surface partly held at its limit)", True
         step_info = {**info, "step": steps, "time": t, "rejected": rejected, "next_dt": dt,
-                     "phase": problem.phase, "events": hits}
+                     "phase": protocol.phase, "events": hits}
         for obs in observers:
             obs("step", problem, step_info)
     summary = {"steps": steps, "rejected_steps": rejected, "end_time [s]": t,
-               "stop_reason": stop_reason, "cv_hold_start [s]": hold_start,
+               "stop_reason": stop_reason, "cv_hold_start [s]": protocol.hold_start,
                "wall_time_loop [s]": time.perf_counter() - wall0, "next_dt [s]": dt,
                "unstable_crack_steps": unstable_steps, **its}
     for obs in observers:

@@ -11,12 +11,13 @@ from mpi4py import MPI
 import dolfinx
 import dolfinx.fem.petsc
 
-from nmcfem.cohesive_solver import CohesiveEquilibrium, CohesiveInterfaces
+from nmcfem.cohesive.interfaces import CohesiveInterfaces, statistics
+from nmcfem.cohesive.step_solver import CohesiveEquilibrium
 from nmcfem.geometry import GB_OFFSET, orient_positive
-from nmcfem.interfaces import split_interfaces
+from nmcfem.cohesive.cutting import split_interfaces
 from nmcfem.mesh import create_distributed
-from nmcfem.physics.cohesive import CohesiveLaw
-from nmcfem.problem import SolverError
+from nmcfem.cohesive.law import CohesiveLaw
+from nmcfem.errors import SolverError
 
 L, W = 1e-6, 0.5e-6  # block length and width (m)
 E_BLOCK = 1e14  # Pa: stiff blocks, so the opening is the applied displacement
@@ -93,10 +94,10 @@ def pull(law_name, steps, end, comm=MPI.COMM_WORLD, path=None, newton=None, dire
         dolfinx.fem.petsc.set_bc(uh.x.petsc_vec, bcs)
         uh.x.scatter_forward()
         solver.solve(b, uh)
-        interfaces.accept_step()
+        interfaces.history.commit()
         # the interface is loaded uniformly: its mean opening and traction describe the bar
-        opening.append(interfaces.delta.mean(axis=0))
-        traction.append(interfaces.traction.mean(axis=0))
+        opening.append(interfaces.history.delta.mean(axis=0))
+        traction.append(interfaces.history.traction.mean(axis=0))
     solver.destroy()
     return np.array(opening), np.array(traction), interfaces, law, W * W
 
@@ -109,7 +110,7 @@ def test_two_block_bar(law_name, end_factor, steps):
     opening, trac, interfaces, law, area = pull(law_name, steps, end_factor * scale)
     traction, opening = trac[:, 0], opening[:, 0]
     work = float(np.sum(0.5 * (traction[1:] + traction[:-1]) * np.diff(opening))) * area
-    diag = interfaces.diagnostics()
+    diag = statistics(interfaces)
     print(f"{law_name}: peak {traction.max() / 1e6:.2f} MPa, work {work / area:.4f} J/m^2, "
           f"dissipated {diag['dissipated_energy [J]'] / area:.4f} J/m^2, cracked "
           f"{diag['cracked_area_full [m^2]'] / area:.2f} of the area")
@@ -137,8 +138,8 @@ def test_bar_under_compression_does_not_damage():
     end = -2.0 * law.final_opening
     opening, traction, interfaces, law, area = pull("bilinear", 11, end)
     # no damage; the history holds only round-off of the (zero) shear opening
-    assert np.all(interfaces.damage == 0)
-    assert np.all(interfaces.kappa < 1e-9 * law.final_opening)
+    assert np.all(interfaces.history.damage == 0)
+    assert np.all(interfaces.history.kappa < 1e-9 * law.final_opening)
     # the contact penalty carries the load: traction = K0 x (negative) opening
     assert traction[-1, 0] == pytest.approx(law.initial_stiffness * opening[-1, 0], rel=1e-6)
     assert traction[-1, 0] < -10 * TN
@@ -159,7 +160,7 @@ def test_bar_unloaded_before_failure_follows_the_secant():
     reload = slice(n_up + len(down) + 1, None)
     assert np.allclose(traction[reload, 0], secant * opening[reload, 0], rtol=1e-6)
     # the history (and so the damage) did not change while unloading and reloading
-    assert interfaces.kappa.max() == pytest.approx(opening[n_up, 0], rel=1e-6)
+    assert interfaces.history.kappa.max() == pytest.approx(opening[n_up, 0], rel=1e-6)
 
 
 @pytest.mark.parametrize("angle_deg", [45.0, 90.0])
@@ -181,6 +182,6 @@ def test_bar_in_mixed_mode_follows_the_effective_opening(angle_deg):
     work = np.sum(0.5 * np.einsum("ki,ki->k", traction[1:] + traction[:-1],
                                   np.diff(opening, axis=0)))
     assert work == pytest.approx(GC, rel=0.02)
-    diag = interfaces.diagnostics()
+    diag = statistics(interfaces)
     assert diag["cracked_area_full [m^2]"] == pytest.approx(area, rel=1e-9)
     assert diag["dissipated_energy_closed_form [J]"] == pytest.approx(GC * area, rel=0.02)

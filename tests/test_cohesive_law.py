@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nmcfem.config import Config
-from nmcfem.physics.cohesive import CohesiveLaw, dissipated_energy, evaluate
+from nmcfem.cohesive.law import CohesiveLaw, dissipated_energy, evaluate
 
 TN, GC = 200e6, 1.0  # Pa, J/m^2 (Supplementary Table 1)
 
@@ -146,7 +146,7 @@ def test_law_from_config():
 def test_contact_smoothing_is_c1_and_exact_outside_its_band(kind):
     law = _law(kind, contact_smoothing=0.05)
     sharp = _law(kind)
-    from nmcfem.physics.cohesive import peak_opening
+    from nmcfem.cohesive.law import peak_opening
 
     eps = 0.05 * peak_opening(law)
     damaged = np.full(1, 3.0 * peak_opening(law))  # history: softened, d > 0

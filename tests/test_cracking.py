@@ -147,44 +147,43 @@ def test_cracked_shell_interface_stops_li_transport_into_the_core(repo_root, cac
     p = _problem(repo_root, cache, "cohesive.grain_boundary.enabled=false")
     itf = p.cracks.interfaces
     assert np.all(p.cracks.family == 1)
-    itf.damage[:] = 1.0  # the whole shell/core interface fully cracked
-    p.cracks.transport_changed = True
+    itf.history.damage[:] = 1.0  # the whole shell/core interface fully cracked
+    p.cracks.transport.changed = True
     for _ in range(5):
         p.step(10.0, mechanics=False)
         p.accept()
-    n = p.V.dofmap.index_map.size_local
-    dofs = p.V.dofmap.list
-    core = np.unique(dofs[p.cell_region[:len(dofs)] != SHELL])
+    n = p.transport.V.dofmap.index_map.size_local
+    dofs = p.transport.V.dofmap.list
+    core = np.unique(dofs[p.materials.cell_region[:len(dofs)] != SHELL])
     core = core[core < n]
     # the core keeps all its Li; the shell alone delivers the current
     assert np.all(np.abs(p.x.x.array[core] - 1.0) < 1e-9)
-    assert p.surface_range()[0] < 0.9
+    assert p.transport.surface_range()[0] < 0.9
     p.destroy()
 
 
 def test_open_cracks_react_and_share_the_current(repo_root, cache):
     p = _problem(repo_root, cache, "geometry.shell_thickness=0", "cohesive.open_crack_reacts=true")
     itf = p.cracks.interfaces
-    itf.kappa[:] = 10 * max(law.final_opening for law in itf.laws)  # every boundary broken
-    itf.damage[:] = 1.0
-    itf.reject_step()
-    p.cracks.restore(itf.state())
-    p._share_current_with_cracks()
-    gb_area = float(np.sum(p.cracks.mesh.area))
-    assert p.cracks.exposed_area == pytest.approx(2 * gb_area, rel=1e-12)
-    li0 = p.total_li()
+    itf.history.kappa[:] = 10 * max(law.final_opening for law in itf.laws)  # all broken
+    itf.history.damage[:] = 1.0
+    p.cracks.restore(itf.history.state())
+    p.transport.share_current(p.cracks.transport.exposed_area)
+    gb_area = float(np.sum(p.cracks.cut.area))
+    assert p.cracks.transport.exposed_area == pytest.approx(2 * gb_area, rel=1e-12)
+    li0 = p.transport.total_li()
     dt = 20.0
     p.step(dt, mechanics=False)
     p.accept()
     # the total current is still the C-rate's: outer surface and crack faces share it
-    current = p.flux_value * p.outer_area
-    assert (li0 - p.total_li()) / dt == pytest.approx(current, rel=1e-8)
-    assert p.crack_flux == pytest.approx(current / (p.outer_area + 2 * gb_area), rel=1e-12)
+    current = p.transport.flux_value * p.transport.outer_area
+    assert (li0 - p.transport.total_li()) / dt == pytest.approx(current, rel=1e-8)
+    assert p.transport.crack_flux == pytest.approx(current / (p.transport.outer_area + 2 * gb_area), rel=1e-12)
     # Li leaves through the crack faces: the interface vertices empty faster than the mean
     x = p.x.x.array
-    on_cracks = np.unique(np.concatenate([itf.pc, itf.mc]))
-    lo = p.V.dofmap.index_map.local_range[0]
-    local = on_cracks[(on_cracks >= lo) & (on_cracks < lo + p.V.dofmap.index_map.size_local)] - lo
+    on_cracks = np.unique(np.concatenate([p.cracks.transport.pc, p.cracks.transport.mc]))
+    lo = p.transport.V.dofmap.index_map.local_range[0]
+    local = on_cracks[(on_cracks >= lo) & (on_cracks < lo + p.transport.V.dofmap.index_map.size_local)] - lo
     assert np.mean(x[local]) < p.mean_x()
     p.destroy()
 

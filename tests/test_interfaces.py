@@ -6,7 +6,7 @@ import pytest
 from nmcfem.config import load_config
 from nmcfem.geometry import (GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, boundary_faces,
                              build_particle, tet_volumes)
-from nmcfem.interfaces import split_interfaces
+from nmcfem.cohesive.cutting import split_interfaces
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from nmcfem.config import ConfigError, Geometry
+from nmcfem.config import Geometry
+from nmcfem.errors import ConfigError
 from nmcfem.orientations import grain_rotations
 
 N = 4000

@@ -6,8 +6,9 @@ import pytest
 
 from nmcfem import NmcfemError
 from nmcfem import sweep as sw
-from nmcfem.config import ConfigError
-from nmcfem.outputs import MANIFEST, atomic_write_json
+from nmcfem.errors import ConfigError
+from nmcfem.atomic import atomic_write_json
+from nmcfem.outputs import MANIFEST
 
 
 def _write(tmp_path, text):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from nmcfem.analysis.errors import AnalysisError
+from nmcfem.errors import AnalysisError
 
 #: direction bins of the histogram (about 3 degrees apart)
 N_DIRECTIONS = 4000

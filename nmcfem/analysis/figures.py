@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nmcfem.atomic import atomic_write
+
 MICRO = 1e6
 
 
@@ -23,9 +25,7 @@ def _save(fig, path: Path) -> list[str]:
     out = []
     for ext in ("png", "svg"):
         target = path.with_suffix(f".{ext}")
-        tmp = target.with_name(f".{target.stem}.tmp.{ext}")
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        tmp.replace(target)
+        atomic_write(target, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight"))
         out.append(str(target))
     _plt().close(fig)
     return out

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nmcfem.analysis.errors import AnalysisError
+from nmcfem.errors import AnalysisError
 from nmcfem.analysis.ratio import (calibrate, optical_density, particle_mask, tey_ratio,
                                    tey_ratio_uncertainty)
 from nmcfem.analysis.readers import Frame

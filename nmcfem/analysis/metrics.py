@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from nmcfem.analysis.errors import AnalysisError
+from nmcfem.errors import AnalysisError
 
 
 def _joint(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None):

@@ -3,9 +3,6 @@ measured maps, cone analysis, figures and ``metrics.json``."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +15,7 @@ from nmcfem.analysis.measured import ratio_map, valence_map
 from nmcfem.analysis.readers import read_measured
 from nmcfem.analysis.registration import align_map
 from nmcfem.analysis.surface import load_snapshot, ni_valence, render, surface_valence
+from nmcfem.atomic import atomic_write_json
 
 SNAPSHOT = "analysis_snapshot.npz"
 #: pixels at the silhouette edge left out of map comparisons
@@ -29,16 +27,6 @@ def default_settings() -> SimpleNamespace:
     from nmcfem.config import Analysis, to_dict
 
     return SimpleNamespace(**to_dict(Analysis()))
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist")
-                  else str(o))
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 def simulated_map(snap, settings) -> tuple[np.ndarray, np.ndarray]:
@@ -161,5 +149,5 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
     result["figures"] = files
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "simulated_valence_map.npy", sim)
-    _write_json(out / "metrics.json", result)  # last: its presence means the analysis finished
+    atomic_write_json(out / "metrics.json", result)  # last: its presence means the analysis finished
     return result

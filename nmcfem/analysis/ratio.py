@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from nmcfem.analysis.errors import AnalysisError
+from nmcfem.errors import AnalysisError
 
 #: pixels of smoothing before thresholding the particle silhouette
 MASK_SMOOTHING = 1.0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmcfem.analysis.errors import AnalysisError
+from nmcfem.errors import AnalysisError
 
 MICROMETRE = 1e-6
 #: Xradia data-type codes of ``ImageInfo/DataType`` (5 = uint16, 10 = float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from nmcfem.analysis.errors import AnalysisError
+from nmcfem.errors import AnalysisError
 
 #: sub-pixel resolution of the phase correlation (1/UPSAMPLE px)
 UPSAMPLE = 100

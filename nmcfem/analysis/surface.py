@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from nmcfem.analysis.errors import AnalysisError
+from nmcfem.errors import AnalysisError
 
 #: Ni valence of Li_x Ni0.8 Mn0.1 Co0.1 O2 when only Ni is redox active: v = (3.3 - x)/0.8,
 #: from charge balance with Mn4+ and Co3+ (2.875 at x = 1)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from nmcfem.analysis import cones, metrics, pipeline, readers, synthetic
-from nmcfem.analysis.errors import AnalysisError
+from nmcfem.errors import AnalysisError
 from nmcfem.analysis.measured import ratio_map
 from nmcfem.analysis.ratio import calibrate, particle_mask, tey_ratio_uncertainty
-from nmcfem.outputs import atomic_save_npz
+from nmcfem.atomic import atomic_save_npz
 
 PACKAGE = Path(__file__).resolve().parents[2] / "nmcfem" / "analysis"
 PIXEL = 60e-9

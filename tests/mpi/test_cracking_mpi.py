@@ -23,7 +23,7 @@ def _final(cfg, comm, cache):
     problem = ChemoMechanicsProblem(domain, cfg, grain_rotations(cfg.geometry,
                                                                  domain.grain_centroids))
     summary = timeloop.run(problem, cfg)
-    out = problem.diagnostics()
+    out = problem.row()
     problem.destroy()
     return summary["steps"], out
 

@@ -18,7 +18,7 @@ def _series(cfg, comm, cache):
     problem = ChemoMechanicsProblem(domain, cfg, grain_rotations(cfg.geometry,
                                                                  domain.grain_centroids))
     rows = []
-    timeloop.run(problem, cfg, [lambda ev, p, info: rows.append(p.diagnostics())
+    timeloop.run(problem, cfg, [lambda ev, p, info: rows.append(p.row())
                                 if ev == "step" else None])
     return rows
 

@@ -55,5 +55,5 @@ def advance(problem, dts, mechanics=False, callback=None):
 
 def vertex_radii(problem):
     """Radius (m) of every owned P1 DOF."""
-    n = problem.V.dofmap.index_map.size_local
-    return np.linalg.norm(problem.V.tabulate_dof_coordinates()[:n], axis=1)
+    n = problem.transport.V.dofmap.index_map.size_local
+    return np.linalg.norm(problem.transport.V.tabulate_dof_coordinates()[:n], axis=1)

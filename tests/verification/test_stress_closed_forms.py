@@ -15,11 +15,11 @@ N_BINS = 8
 
 def _binned_stresses(p):
     """Volume-free bin averages of radial and hoop stress (Pa) over cell-centre radius bins."""
-    n = p.mesh.topology.index_map(3).size_local
-    xyz = p.mesh.geometry.x[p.mesh.geometry.dofmaps[0][:n]].mean(axis=1)
+    n = p.domain.mesh.topology.index_map(3).size_local
+    xyz = p.domain.mesh.geometry.x[p.domain.mesh.geometry.dofmaps[0][:n]].mean(axis=1)
     r = np.linalg.norm(xyz, axis=1)
     e = xyz / r[:, None]
-    sig = p.stress.x.array.reshape(-1, 3, 3)[:n]
+    sig = p.mechanics.stress.x.array.reshape(-1, 3, 3)[:n]
     s_rr = np.einsum("ni,nij,nj->n", e, sig, e)
     s_tt = 0.5 * (np.trace(sig, axis1=1, axis2=2) - s_rr)
     edges = np.linspace(0.1 * R, R, N_BINS + 1)
@@ -35,16 +35,16 @@ def _binned_stresses(p):
 
 def test_galvanostatic_stresses_match_cheng_verbrugge(mesh_cache):
     p = make_problem(isotropic_sphere_config(0.45e-6), mesh_cache)
-    j = p.flux_value
+    j = p.transport.flux_value
 
     def eps(r):
-        return BETA * (crank_constant_flux(r, p.t, R, D, j, p.c_max) / p.c_max - 1.0)
+        return BETA * (crank_constant_flux(r, p.t, R, D, j, p.transport.c_max) / p.transport.c_max - 1.0)
 
     worst = {}
     for tau in (0.2, 0.4, 0.7):
         steps = int(np.ceil((tau * R ** 2 / D - p.t) / 5.0))
         advance(p, [(tau * R ** 2 / D - p.t) / steps] * steps)
-        p.solve_elasticity()
+        p.solve_mechanics()
         rb, srr, stt = _binned_stresses(p)
         ex_r, ex_t = sphere_stresses(rb, eps, R, E_ISO, NU_ISO)
         scale = np.max(np.abs(ex_t))
@@ -52,7 +52,7 @@ def test_galvanostatic_stresses_match_cheng_verbrugge(mesh_cache):
     print("max |error| / max |hoop| (radial, hoop) per tau:", worst)
     assert max(max(v) for v in worst.values()) < 0.05
     # steady galvanostatic surface hoop stress: beta_c E j R / (5 D (1 - nu)), beta_c = BETA/c_max
-    steady = BETA / p.c_max * E_ISO * j * R / (5 * D * (1 - NU_ISO))
+    steady = BETA / p.transport.c_max * E_ISO * j * R / (5 * D * (1 - NU_ISO))
     surface_hoop = sphere_stresses(np.array([R]), eps, R, E_ISO, NU_ISO)[1][0]
     assert surface_hoop == pytest.approx(steady, rel=0.01)  # tau = 0.7: transients have decayed
     rb, srr, stt = _binned_stresses(p)
@@ -71,14 +71,14 @@ def test_free_crystal_under_uniform_chemical_strain_is_stress_free(mesh_cache):
                                            "materials.grain.chemical_strain.law=table",
                                            "geometry.orientation_seed=5"])
     p = make_problem(cfg, mesh_cache)
-    p.c.x.array[:] = 0.45 * p.c_max
+    p.transport.c.x.array[:] = 0.45 * p.transport.c_max
     p.restore(0.0)
-    p.solve_elasticity()
-    n = p.mesh.topology.index_map(3).size_local
-    sig = np.abs(p.stress.x.array.reshape(-1, 9)[:n]).max(initial=0.0)
-    strain = max(abs(p.eps_a.x.array).max(), abs(p.eps_c.x.array).max())
+    p.solve_mechanics()
+    n = p.domain.mesh.topology.index_map(3).size_local
+    sig = np.abs(p.mechanics.stress.x.array.reshape(-1, 9)[:n]).max(initial=0.0)
+    strain = max(abs(p.mechanics.eps_a.x.array).max(), abs(p.mechanics.eps_c.x.array).max())
     ratio = p.comm.allreduce(sig, op=MPI.MAX) / (2.59e11 * strain)
     print(f"max |stress| / (C11 max|eps_ch|) = {ratio:.2e}")
     assert ratio < 1e-6
     # and the displacement is the free expansion: u = eps_ch x up to a rigid motion
-    assert np.abs(p.u.x.array).max() > 0.0
+    assert np.abs(p.mechanics.u.x.array).max() > 0.0

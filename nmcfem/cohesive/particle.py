@@ -1,0 +1,106 @@
+"""Cohesive cracking of a particle: the interface families with their laws, the history of a
+step, the coupling to Li transport and what the cracks report.
+
+The particle mesh is cut open along the active interface families (grain boundaries and/or the
+shell/core interface, :func:`nmcfem.cohesive.cutting.cut_particle`); the pairs of facing
+triangles carry the traction-separation law of their family (:mod:`nmcfem.cohesive.interfaces`)
+and the Li conductance (:mod:`nmcfem.cohesive.transport`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nmcfem.cohesive import output
+from nmcfem.cohesive.interfaces import CohesiveInterfaces
+from nmcfem.cohesive.law import CohesiveLaw
+from nmcfem.cohesive.output import GRAIN_BOUNDARY, SHELL_INTERFACE
+from nmcfem.cohesive.transport import InterfaceTransport
+from nmcfem.config import Config
+from nmcfem.geometry import GB_OFFSET, SHELL_CORE
+
+
+class ParticleCracks:
+    """Cohesive interfaces of a cut particle and their coupling to transport.
+
+    Parameters
+    ----------
+    W, V: P1 displacement (m) and concentration (mol/m^3) spaces on the cut mesh.
+    domain: ParticleDomain with ``interfaces`` (the pairs) and ``n_input_vertices``.
+    cfg: configuration (``cohesive`` section, grain diffusivity, interface mesh size).
+    """
+
+    def __init__(self, W, V, domain: Any, cfg: Config):
+        cut = self.cut = domain.interfaces
+        coh = cfg.cohesive
+        self.cfg = cfg
+        self.family = np.where(cut.facet_tag == SHELL_CORE, SHELL_INTERFACE, GRAIN_BOUNDARY)
+        laws = [CohesiveLaw.from_config(coh, coh.grain_boundary),
+                CohesiveLaw.from_config(coh, coh.shell_interface)]
+        self.interfaces = CohesiveInterfaces(W, cut.plus, cut.minus, cut.normal, cut.area, laws,
+                                             domain.n_input_vertices, law_index=self.family)
+        # m/s: intact interfaces pass Li with a jump of ~1/factor of the element's difference
+        conductance = (coh.intact_conductance_factor * cfg.materials.grain.D_ab
+                       / cfg.geometry.mesh.boundary_size)
+        self.transport = InterfaceTransport(V, self.interfaces, cut, conductance,
+                                            coh.crack_blocks_flux)
+        self.gb_id = np.where(self.family == GRAIN_BOUNDARY, cut.facet_tag - GB_OFFSET, -1)
+
+    @property
+    def history(self):
+        """The interfaces' committed history (:class:`nmcfem.cohesive.history.InterfaceHistory`)."""
+        return self.interfaces.history
+
+    # --- history ---------------------------------------------------------------------------
+
+    def accept(self) -> bool:
+        """Commit the converged step's history; return whether any damage grew."""
+        grew = self.history.commit()
+        if grew:
+            self._damage_changed()
+        return grew
+
+    def reject(self) -> None:
+        """Forget the trial history of a step that is redone."""
+        self.history.discard()
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Adopt a checkpointed history."""
+        self.history.restore(arrays)
+        self._damage_changed()
+
+    def _damage_changed(self) -> None:
+        self.transport.changed = True
+        if self.cfg.cohesive.open_crack_reacts:
+            self.transport.update_exposed()
+
+    # --- results ---------------------------------------------------------------------------
+
+    def diagnostics(self) -> dict[str, float]:
+        """Crack statistics with units in the keys (same on every rank)."""
+        out = output.crack_statistics(self.interfaces, self.family, self.gb_id)
+        out["reacting_crack_area [m^2]"] = self.transport.exposed_area
+        return out
+
+    def gb_normal_tractions(self) -> np.ndarray | None:
+        """Normal tractions (Pa) at the grain-boundary points, or None where grain boundaries
+        are not cohesive (bonded: the bulk stress gives them)."""
+        if not np.any(self.family == GRAIN_BOUNDARY):
+            return None
+        return output.gb_normal_tractions(self.interfaces, self.family)
+
+    def facet_snapshot(self) -> dict[str, np.ndarray]:
+        """Interface triangles for the analysis snapshot (:func:`output.facet_snapshot`)."""
+        return output.facet_snapshot(self.cut, self.interfaces, self.family)
+
+    def write_vtu(self, folder: Path, t: float, step: int) -> None:
+        """Interface triangles for ParaView (:func:`output.write_vtu`; call on one rank)."""
+        output.write_vtu(folder, t, step, self.cut, self.interfaces, self.family, self.gb_id)
+
+    def destroy(self) -> None:
+        """Free PETSc objects."""
+        self.interfaces.destroy()
+        self.transport.destroy()

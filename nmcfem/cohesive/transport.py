@@ -1,0 +1,143 @@
+"""Li transport across cohesive interfaces: a conductance that damage throttles, and crack faces
+open to the electrolyte that react like the outer surface.
+
+The same pairs of facing vertices that carry the traction-separation law carry a conductance
+g (1 - d) per unit area between the two faces of every interface point (nodal quadrature, the
+committed damage d). Intact interfaces are continuous up to the penalty g; fully cracked ones
+block the flux when ``crack_blocks_flux``. With ``open_crack_reacts``, fully cracked triangles
+connected through fully cracked triangles to the outer surface take the surface's current
+density on both faces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from petsc4py import PETSc
+
+from nmcfem.cohesive.assembly import BLOCKS, add_pattern, coo_values, input_vertex_blocks, pair_matrix
+from nmcfem.cohesive.cutting import InterfaceMesh
+from nmcfem.cohesive.interfaces import CohesiveInterfaces
+
+
+class InterfaceTransport:
+    """Interface conductances and reacting crack faces of the concentration space V.
+
+    Parameters
+    ----------
+    V: scalar P1 space of the concentration (mol/m^3) on the cut mesh.
+    interfaces: the cohesive elements (their committed damage throttles the flux).
+    cut: the pairs of facing triangles (for which cracks connect to the outer surface).
+    conductance: intact conductance g per unit area (m/s).
+    blocks_flux: whether damage throttles the flux (False: always intact).
+    """
+
+    def __init__(self, V, interfaces: CohesiveInterfaces, cut: InterfaceMesh, conductance: float,
+                 blocks_flux: bool):
+        self.interfaces, self.cut = interfaces, cut
+        self.conductance, self.blocks_flux = conductance, blocks_flux
+        glob_c, _ = input_vertex_blocks(V, interfaces.n_input, interfaces.comm)
+        self.pc = glob_c[interfaces.plus_vertex.reshape(-1)]
+        self.mc = glob_c[interfaces.minus_vertex.reshape(-1)]
+        lo_c, hi_c = V.dofmap.index_map.local_range
+        self.mine = np.flatnonzero((self.pc >= lo_c) & (self.pc < hi_c))
+        self.G = pair_matrix(V, self.pc[self.mine], self.mc[self.mine])
+        self.exposed = np.zeros(0, dtype=np.int64)  # points whose faces react
+        self.exposed_area = 0.0  # m^2, both faces
+        self.changed = True  # the conductances changed since the operator was last built
+        self._M: PETSc.Mat | None = None
+
+    def _pair_conductance(self) -> np.ndarray:
+        """g (1 - d) w (m^3/s) of the pairs this rank assembles."""
+        m = self.mine
+        damage = self.interfaces.history.damage[m]
+        return self.conductance * self.interfaces.weight[m] * \
+            (1.0 - damage if self.blocks_flux else 1.0)
+
+    def _fixed_sides(self, bc_dofs: np.ndarray) -> np.ndarray:
+        """(p,2) whether the two sides of each assembled pair carry a Dirichlet condition."""
+        sides = np.stack([self.pc[self.mine], self.mc[self.mine]], axis=1)
+        return np.isin(sides, bc_dofs)
+
+    def conductance_matrix(self, bc_dofs: np.ndarray) -> PETSc.Mat:
+        """Interface Li conductance (m^3/s per mol/m^3) with the committed damage; entries in
+        rows or columns of the Dirichlet DOFs ``bc_dofs`` (global, sorted) are left out (their
+        values enter through :meth:`add_rhs`)."""
+        g = self._pair_conductance()
+        vals = coo_values(g[:, None, None]).reshape(-1, 4)
+        if len(bc_dofs):
+            fixed = self._fixed_sides(bc_dofs)
+            for b, (r, c, _) in enumerate(BLOCKS):
+                vals[:, b] = np.where(fixed[:, r] | fixed[:, c], 0.0, vals[:, b])
+        self.G.setValuesCOO(vals.reshape(-1), addv=PETSc.InsertMode.INSERT_VALUES)
+        self.G.assemble()
+        return self.G
+
+    def operator(self, A_c: PETSc.Mat, bc_dofs: np.ndarray) -> PETSc.Mat:
+        """Bulk transport operator A_c plus the interface conductances (rows/columns of the
+        Dirichlet DOFs ``bc_dofs``, global and sorted, left to A_c)."""
+        G = self.conductance_matrix(bc_dofs)
+        if self._M is None:
+            self._M = add_pattern(A_c, G)
+        subset = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
+        A_c.copy(self._M, structure=subset)
+        self._M.axpy(1.0, G, structure=subset)
+        self.changed = False
+        return self._M
+
+    def add_rhs(self, b: PETSc.Vec, bc_dofs: np.ndarray, bc_value: float, flux: float) -> None:
+        """Add the interface terms of the transport right-hand side b, then assemble b.
+
+        Parameters
+        ----------
+        b: right-hand side vector (mol/s per test function).
+        bc_dofs: sorted global Dirichlet DOFs; bc_value: their concentration (mol/m^3).
+        flux: outward current density of reacting crack faces (mol/m^2/s).
+        """
+        if len(bc_dofs):
+            # couplings to Dirichlet DOFs move to the right-hand side
+            g = self._pair_conductance()
+            fixed = self._fixed_sides(bc_dofs)
+            sides = np.stack([self.pc[self.mine], self.mc[self.mine]], axis=1)
+            rows, vals = [], []
+            for r, c, s in BLOCKS:
+                sel = ~fixed[:, r] & fixed[:, c]
+                rows.append(sides[sel, r])
+                vals.append(-s * g[sel] * bc_value)
+            b.setValues(np.concatenate(rows).astype(PETSc.IntType), np.concatenate(vals),
+                        addv=PETSc.InsertMode.ADD_VALUES)
+        if len(self.exposed) and flux != 0.0:
+            w = self.interfaces.weight
+            sel = np.intersect1d(self.exposed, self.mine)
+            rows = np.concatenate([self.pc[sel], self.mc[sel]]).astype(PETSc.IntType)
+            b.setValues(rows, -flux * np.concatenate([w[sel], w[sel]]),
+                        addv=PETSc.InsertMode.ADD_VALUES)
+        b.assemble()
+
+    def update_exposed(self) -> None:
+        """Find the fully cracked triangles connected through fully cracked triangles to the
+        outer surface: their faces react."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        im = self.cut
+        cracked = np.flatnonzero(self.interfaces.fully_cracked().reshape(-1, 3).all(axis=1))
+        if not len(cracked) or im.touches_surface is None:
+            self.exposed, self.exposed_area = np.zeros(0, dtype=np.int64), 0.0
+            return
+        # triangles sharing an (original) vertex are connected
+        verts = im.original_vertex[im.plus[cracked]]
+        tri = np.repeat(np.arange(len(cracked)), 3)
+        graph = coo_matrix((np.ones(len(tri)), (tri, verts.reshape(-1))),
+                           shape=(len(cracked), len(im.original_vertex)))
+        adjacency = (graph @ graph.T).tocsr()
+        _, label = connected_components(adjacency, directed=False)
+        open_labels = np.unique(label[im.touches_surface[cracked]])
+        tris = cracked[np.isin(label, open_labels)]
+        self.exposed = (3 * tris[:, None] + np.arange(3)).reshape(-1)
+        self.exposed_area = float(2.0 * im.area[tris].sum())
+
+    def destroy(self) -> None:
+        """Free the PETSc matrices."""
+        self.G.destroy()
+        if self._M is not None:
+            self._M.destroy()

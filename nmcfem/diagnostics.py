@@ -1,0 +1,138 @@
+"""What a particle reports: the time-series row of the current state (Li, surface, stresses,
+grain-boundary tractions, cracks) and the fields written for ParaView.
+
+Every key carries its unit and has one meaning; every value is the same on every rank.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+import dolfinx
+import ufl
+
+from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE
+from nmcfem.materials import MaterialFields
+from nmcfem.mechanics import MechanicsProblem
+from nmcfem.transport import TransportProblem
+
+
+def _von_mises(sig: np.ndarray) -> np.ndarray:
+    """(n,) von Mises stress of (n,3,3) stresses (Pa)."""
+    dev = sig - np.einsum("n,ij->nij", np.trace(sig, axis1=1, axis2=2) / 3.0, np.eye(3))
+    return np.sqrt(1.5 * np.einsum("nij,nij->n", dev, dev))
+
+
+class Diagnostics:
+    """Series rows and output fields of a particle's transport, mechanics and cracks.
+
+    Parameters
+    ----------
+    domain: ParticleDomain (facet tags of the grain boundaries and the shell/core interface).
+    materials, transport, mechanics: the particle's sub-problems.
+    cracks: ParticleCracks of a cut mesh, or None.
+    """
+
+    def __init__(self, domain: Any, materials: MaterialFields, transport: TransportProblem,
+                 mechanics: MechanicsProblem, cracks: Any = None):
+        self.materials, self.transport, self.mechanics, self.cracks = \
+            materials, transport, mechanics, cracks
+        mesh = self.mesh = domain.mesh
+        self.comm = mesh.comm
+        ds = transport.ds
+        self._surface_x = dolfinx.fem.form(transport.x * ds(OUTER_SURFACE))
+        # Li fraction just under the shell: the core side of the shell/core interface
+        interfaces = getattr(domain, "interfaces", None)
+        if interfaces is not None and np.any(interfaces.facet_tag == SHELL_CORE):
+            # the open shell/core interface: its core-side faces are boundary facets
+            under, x_under = ds(SHELL_CORE), transport.x
+        else:
+            dS = ufl.Measure("dS", domain=mesh, subdomain_data=domain.facet_tags)
+            under, x_under = dS(SHELL_CORE), ufl.avg(transport.x)
+        one = dolfinx.fem.Constant(mesh, 1.0)
+        self._interface_area = self._sum(dolfinx.fem.assemble_scalar(dolfinx.fem.form(
+            one * under)))
+        self._interface_x = dolfinx.fem.form(x_under * under)
+        self._gb_cells, self._gb_normals = self._bonded_grain_boundaries(domain)
+        self.n_gb_facets = self.comm.allreduce(len(self._gb_cells), op=MPI.SUM)
+        Q0 = materials.grain_id.function_space
+        self._vm = dolfinx.fem.Function(Q0, name="von_mises")
+        self._sh = dolfinx.fem.Function(Q0, name="hydrostatic_stress")
+
+    def _bonded_grain_boundaries(self, domain: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Owned grain-boundary facets of the mesh (bonded, not cut open): the two adjacent
+        cells and the unit normal of each."""
+        mesh = self.mesh
+        mesh.topology.create_connectivity(2, 3)
+        ft = domain.facet_tags
+        facets = ft.indices[ft.values >= GB_OFFSET]
+        facets = facets[facets < mesh.topology.index_map(2).size_local]
+        if not len(facets):
+            return np.zeros((0, 2), dtype=np.int32), np.zeros((0, 3))
+        f2c = mesh.topology.connectivity(2, 3)
+        cells = np.array([f2c.links(f) for f in facets], dtype=np.int32).reshape(-1, 2)
+        xyz = mesh.geometry.x[dolfinx.mesh.entities_to_geometry(mesh, 2, facets)]
+        normal = np.cross(xyz[:, 1] - xyz[:, 0], xyz[:, 2] - xyz[:, 0])
+        return cells, normal / np.linalg.norm(normal, axis=1)[:, None]
+
+    def _sum(self, value: float) -> float:
+        return self.comm.allreduce(value, op=MPI.SUM)
+
+    def _max(self, values: np.ndarray) -> float:
+        return self.comm.allreduce(float(np.max(values, initial=-np.inf)), op=MPI.MAX)
+
+    def gb_normal_traction(self) -> tuple[float, float]:
+        """Largest and smallest normal traction across grain boundaries (Pa): from the
+        cohesive law where they are cohesive, else from the bulk stress of the cells on both
+        sides; NaN for a particle without grain boundaries (collective)."""
+        tn = self.cracks.gb_normal_tractions() if self.cracks is not None else None
+        if tn is not None:  # identical on every rank
+            return float(np.max(tn, initial=0.0)), float(np.min(tn, initial=0.0))
+        if self.n_gb_facets == 0:
+            return float("nan"), float("nan")
+        sig = self.mechanics.stress.x.array.reshape(-1, 3, 3)
+        gb_sig = 0.5 * (sig[self._gb_cells[:, 0]] + sig[self._gb_cells[:, 1]])
+        n = self._gb_normals
+        tn = np.einsum("ni,nij,nj->n", n, gb_sig, n)
+        return self._max(tn), -self._max(-tn)
+
+    def row(self, t: float) -> dict[str, float]:
+        """Time-series quantities at time t (s), units in the keys (collective)."""
+        tr = self.transport
+        n_cells = self.mesh.topology.index_map(3).size_local
+        sig = self.mechanics.stress.x.array.reshape(-1, 3, 3)[:n_cells]
+        principal = np.linalg.eigvalsh(0.5 * (sig + sig.transpose(0, 2, 1)))[:, -1]
+        region = self.materials.cell_region[:n_cells]
+        xs = tr.x.x.array[tr.outer_dofs]
+        surf = self._sum(dolfinx.fem.assemble_scalar(self._surface_x))
+        total = tr.total_li()
+        tn_max, tn_min = self.gb_normal_traction()
+        under = (self._sum(dolfinx.fem.assemble_scalar(self._interface_x)) / self._interface_area
+                 if self._interface_area > 0 else surf / tr.outer_area)
+        return {
+            "time [s]": t,
+            "mean_x [-]": total / (tr.c_max * tr.volume),
+            "surface_x_mean [-]": surf / tr.outer_area,
+            "surface_x_min [-]": -self._max(-xs),
+            "surface_x_max [-]": self._max(xs),
+            "under_shell_x_mean [-]": under,
+            "total_li [mol]": total,
+            "max_principal_stress_grains [Pa]": self._max(principal[region != SHELL]),
+            "max_principal_stress_shell [Pa]": self._max(principal[region == SHELL]),
+            "von_mises_max [Pa]": self._max(_von_mises(sig)),
+            "max_gb_normal_traction [Pa]": tn_max,
+            "min_gb_normal_traction [Pa]": tn_min,
+            **(self.cracks.diagnostics() if self.cracks is not None else {}),
+        }
+
+    def output_fields(self) -> dict[str, dolfinx.fem.Function]:
+        """Fields for ParaView: c, x, u (P1) and stress, von Mises, hydrostatic, grain id (DG0)."""
+        sig = self.mechanics.stress.x.array.reshape(-1, 3, 3)
+        self._vm.x.array[:] = _von_mises(sig)
+        self._sh.x.array[:] = np.trace(sig, axis1=1, axis2=2) / 3.0
+        return {"c": self.transport.c, "x": self.transport.x, "u": self.mechanics.u,
+                "stress": self.mechanics.stress, "von_mises": self._vm,
+                "hydrostatic_stress": self._sh, "grain_id": self.materials.grain_id}

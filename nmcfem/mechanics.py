@@ -1,0 +1,166 @@
+"""Quasi-static chemo-elasticity of a particle: the displacement for the current Li field, linear
+(bonded grains) or with cohesive interfaces (cracks) behind one :meth:`MechanicsProblem.solve`.
+
+The weak form lives in :mod:`nmcfem.physics.elasticity`. The particle is free: the load is
+self-equilibrated, the six rigid-body modes are the operator's null space and are removed from
+the solution.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from petsc4py import PETSc
+
+import dolfinx
+import dolfinx.fem.petsc
+import ufl
+
+from nmcfem.cohesive.step_solver import CohesiveEquilibrium
+from nmcfem.config import Config
+from nmcfem.crystal import chemical_strain_components
+from nmcfem.materials import MaterialFields
+from nmcfem.physics import elasticity
+from nmcfem.solvers import LinearSolver, rigid_body_modes
+
+
+class MechanicsProblem:
+    """Displacement u (m) and stress (Pa) of the particle for the Li fraction field x.
+
+    Parameters
+    ----------
+    domain: ParticleDomain (mesh).
+    cfg: configuration (chemical strain, ``solver.elasticity`` / ``solver.nonlinear``).
+    materials: the elastic fields.
+    W: P1 vector space of the displacement.
+    x: Li fraction (P1 Function) that drives the chemical strain.
+    cracks: the cohesive interfaces of a cut mesh (:class:`nmcfem.cohesive.particle.
+        ParticleCracks`), or None.
+    sigma_h: P1 Function that receives the nodal hydrostatic stress (Pa) after every solve,
+        for the stress-assisted flux, or None.
+    """
+
+    def __init__(self, domain: Any, cfg: Config, materials: MaterialFields,
+                 W: dolfinx.fem.FunctionSpace, x: dolfinx.fem.Function, cracks: Any = None,
+                 sigma_h: dolfinx.fem.Function | None = None):
+        mesh = domain.mesh
+        self.comm, self.cfg, self.x, self.cracks = mesh.comm, cfg, x, cracks
+        self.timings = {"assembly": 0.0, "solve": 0.0}
+        V = x.function_space
+        self.W = W
+        T0 = dolfinx.fem.functionspace(mesh, ("DG", 0, (3, 3)))
+        self.u = dolfinx.fem.Function(self.W, name="u")
+        self.u_old = dolfinx.fem.Function(self.W)
+        self.eps_a = dolfinx.fem.Function(V, name="eps_a")
+        self.eps_c = dolfinx.fem.Function(V, name="eps_c")
+        self.update_strain()
+        eps_ch = elasticity.chemical_strain(self.eps_a, self.eps_c, materials.axis,
+                                            materials.active)
+        self.stress = dolfinx.fem.Function(T0, name="stress")
+        self._stress_expr = dolfinx.fem.Expression(
+            elasticity.stress(elasticity.strain(self.u) - eps_ch, materials.axis, materials.k),
+            T0.element.interpolation_points)
+        u, w = ufl.TrialFunction(self.W), ufl.TestFunction(self.W)
+        a_u, L_u = elasticity.equilibrium_forms(u, w, materials.axis, materials.k, eps_ch)
+        self.a_u, self.L_u = dolfinx.fem.form(a_u), dolfinx.fem.form(L_u)
+        t0 = time.perf_counter()
+        self.K = dolfinx.fem.petsc.assemble_matrix(self.a_u)
+        self.K.assemble()
+        self.timings["assembly"] += time.perf_counter() - t0
+        self.nullspace = rigid_body_modes(self.W)
+        self.K.setNullSpace(self.nullspace)
+        self.K.setNearNullSpace(self.nullspace)
+        self.b = dolfinx.fem.petsc.create_vector(self.W)
+        self.ksp = self.equilibrium = None
+        if cracks is None:
+            self.ksp = LinearSolver(self.comm, self.K, dict(cfg.solver.elasticity), "elasticity")
+        else:
+            solver = cfg.solver
+            self.equilibrium = CohesiveEquilibrium(
+                self.K, cracks.interfaces, dict(solver.nonlinear), nullspace=self.nullspace,
+                direct_options=dict(solver.nonlinear_direct))
+        self._hydrostatic = _NodalHydrostatic(self.stress, sigma_h) if sigma_h is not None \
+            else None
+
+    def update_strain(self) -> None:
+        """Chemical strain components in the crystal frame from the Li fraction x."""
+        ea, ec = chemical_strain_components(self.cfg.materials.grain.chemical_strain,
+                                            self.x.x.array)
+        self.eps_a.x.array[:] = ea
+        self.eps_c.x.array[:] = ec
+
+    def solve(self, dt: float = 0.0) -> dict[str, int]:
+        """Equilibrium for the current Li field (step length dt in s, for viscous cohesive
+        laws); returns Krylov (and Newton) iterations; raises SolverError."""
+        t0 = time.perf_counter()
+        self.update_strain()
+        with self.b.localForm() as local:
+            local.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(self.b, self.L_u)
+        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        # The load is self-equilibrated; remove round-off so CG sees a consistent system.
+        self.nullspace.remove(self.b)
+        t1 = time.perf_counter()
+        if self.equilibrium is not None:
+            res = self.equilibrium.solve(self.b, self.u, dt)
+            info = {"ksp_its_elasticity": res["krylov_its"], "newton_its": res["newton_its"]}
+        else:
+            info = {"ksp_its_elasticity": self.ksp.solve(self.b, self.u.x.petsc_vec)}
+            # Fix the rigid-body part: the displacement orthogonal to all rigid modes.
+            self.nullspace.remove(self.u.x.petsc_vec)
+            self.u.x.scatter_forward()
+        t2 = time.perf_counter()
+        self.update_stress()
+        self.timings["assembly"] += (t1 - t0) + (time.perf_counter() - t2)
+        self.timings["solve"] += t2 - t1
+        return info
+
+    def update_stress(self) -> None:
+        """Cell stresses (and the nodal hydrostatic stress) of the current u and x."""
+        self.stress.interpolate(self._stress_expr)
+        if self._hydrostatic is not None:
+            self._hydrostatic.update()
+
+    def accept(self) -> None:
+        """The trial displacement becomes the previous state of the next step."""
+        self.u_old.x.array[:] = self.u.x.array
+
+    def reject(self) -> None:
+        """Return to the previous displacement."""
+        self.u.x.array[:] = self.u_old.x.array
+
+    def destroy(self) -> None:
+        """Free PETSc objects."""
+        if self.ksp is not None:
+            self.ksp.destroy()
+        if self.equilibrium is not None:
+            self.equilibrium.destroy()
+        self.K.destroy()
+        self.b.destroy()
+
+
+class _NodalHydrostatic:
+    """Nodal hydrostatic stress (Pa): lumped L2 projection of the cell stresses onto P1."""
+
+    def __init__(self, stress: dolfinx.fem.Function, target: dolfinx.fem.Function):
+        V = target.function_space
+        self.stress, self.target = stress, target
+        v = ufl.TestFunction(V)
+        Q0 = dolfinx.fem.functionspace(V.mesh, ("DG", 0))
+        self.cell = dolfinx.fem.Function(Q0)
+        self.lumped = dolfinx.fem.petsc.assemble_vector(dolfinx.fem.form(v * ufl.dx))
+        self.lumped.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        self.form = dolfinx.fem.form(self.cell * v * ufl.dx)
+        self.vec = dolfinx.fem.petsc.create_vector(V)
+
+    def update(self) -> None:
+        sig = self.stress.x.array.reshape(-1, 9)
+        self.cell.x.array[:] = (sig[:, 0] + sig[:, 4] + sig[:, 8]) / 3.0
+        with self.vec.localForm() as local:
+            local.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(self.vec, self.form)
+        self.vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        self.target.x.petsc_vec.pointwiseDivide(self.vec, self.lumped)
+        self.target.x.scatter_forward()
