@@ -7,19 +7,25 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 NP ?= 2
 
-.PHONY: run test test-serial test-mpi bench venv clean-venv
+.PHONY: run test test-fast test-serial test-mpi lint bench venv clean-venv
 
-run: $(STAMP)  ## build the default mesh, run the default simulation and its analysis
-	$(PY) run_sim.py run $(CONFIG)
+run: $(STAMP)  ## build the default mesh, run the default simulation and its analysis (2 ranks)
+	$(MPIEXEC) -n $(NP) $(PY) run_sim.py run $(CONFIG)
 
 test: $(STAMP)  ## full suite: serial, then the MPI tests under mpiexec -n 2
 	$(MAKE) --no-print-directory test-serial test-mpi
 
+test-fast: $(STAMP)  ## unit and law tests, no simulation runs (under 2 minutes)
+	$(PY) -m pytest -q tests --ignore=tests/mpi -m "not slow"
+
 test-serial: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --ignore=tests/mpi
 
 test-mpi: $(STAMP)
 	$(MPIEXEC) -n $(NP) $(PY) -m pytest -q -p no:cacheprovider tests/mpi
+
+lint: $(STAMP)  ## ruff: pyflakes, pycodestyle, import order, docstrings (pyproject.toml)
+	$(PY) -m ruff check .
 
 bench: $(STAMP)  ## speed and memory benchmarks (not part of the tests)
 	$(PY) benchmarks/run_all.py

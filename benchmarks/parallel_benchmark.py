@@ -29,7 +29,8 @@ def sweep_time(folder: Path, parallel: bool) -> float:
     """Wall time (s) of a 4-case quick sweep, serial or two cases at a time."""
     sweep = folder / ("par.yaml" if parallel else "ser.yaml")
     sweep.write_text(f"base: {REPO / 'configs' / 'quick.yaml'}\nset:\n  analysis.enabled: false\n"
-                     f"grid:\n  loading.c_rate: [1.0, 1.5, 2.0, 2.5]\ndirectory: {folder / sweep.stem}\n")
+                     f"grid:\n  loading.c_rate: [1.0, 1.5, 2.0, 2.5]\n"
+                     f"directory: {folder / sweep.stem}\n")
     cmd = [sys.executable, str(REPO / "run_sim.py"), "sweep", str(sweep)]
     if parallel:
         cmd = [MPIEXEC, "-n", "2", *cmd, "--ranks-per-case", "1"]

@@ -1,7 +1,8 @@
 """Command-line interface: ``nmcfem run|mesh|validate-config|analyze`` (also ``run_sim.py``).
 
-Bad input ends with one line ``nmcfem: error: ...`` on standard error and exit status 2;
-under ``mpiexec`` every rank stops and only rank 0 speaks.
+Errors end with one line ``nmcfem: error: ...`` on standard error; under ``mpiexec`` every
+rank stops and only rank 0 speaks. Exit status (:mod:`nmcfem.errors`): 0 done, 1 a run or
+sweep case that failed (solver, time loop), 2 bad input, 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nmcfem import NmcfemError
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
+from nmcfem.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, NmcfemError
 
 DESCRIPTION = """\
 nmcfem: chemo-mechanics of a single NMC811 secondary particle (DOLFINx).
@@ -172,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             return _dispatch(args)
     except NmcfemError as exc:
         _report(str(exc))
-        return EXIT_BAD_INPUT
+        return exc.exit_status
     except BrokenPipeError:  # output piped into `head` and closed early
         return 0
-    except KeyboardInterrupt:
-        _report("interrupted")
-        return EXIT_FAILED
+    except KeyboardInterrupt as exc:
+        _report(f"interrupted ({exc or 'Ctrl-C'})")
+        return EXIT_INTERRUPTED
 
 
 def _report(message: str) -> None:

@@ -62,11 +62,13 @@ def section(cls: type) -> Any:
 class MeshSizes:
     """Element-size controls of the particle mesh."""
 
-    grain_size: float = param(0.8e-6, "m", "target element size inside grains", lo=0, lo_open=True)
-    boundary_size: float = param(0.3e-6, "m", "element size on grain boundaries and the outer "
-                                 "surface (resolves the ~5 um cohesive length)", lo=0, lo_open=True)
+    grain_size: float = param(2.0e-6, "m", "target element size inside grains", lo=0, lo_open=True)
+    boundary_size: float = param(1.0e-6, "m", "element size on grain boundaries and the outer "
+                                 "surface: a fifth of the cohesive length E G_c / t_n^2 ~ 4.75 um "
+                                 "(finer meshes change the cracked area and dissipation at x = 0.5 "
+                                 "by less than 5 %: benchmarks/cracking_benchmark.py)",
+                                 lo=0, lo_open=True)
     shell_layers: int = param(2, "-", "element layers through the shell thickness", lo=1, hi=20)
-    order: int = param(1, "-", "geometric/FE order of the mesh", lo=1, hi=1)
     optimize: bool = param(True, "-", "run gmsh's tetrahedral quality optimiser")
 
 
@@ -88,7 +90,8 @@ class Geometry:
     shell_thickness: float = param(10e-9, "m", "passivation (rock-salt) shell thickness h; 0 = "
                                    "no shell (unknown in the paper: sweep it)", lo=0)
     shell_cap_angle: float = param(180.0, "deg", "half-angle of the spherical cap covered by the "
-                                   "shell about +z (180 = full coverage)", lo=0, lo_open=True, hi=180)
+                                   "shell about +z (180 = full coverage)", lo=0, lo_open=True,
+                                   hi=180)
     mesh: MeshSizes = section(MeshSizes)
 
 
@@ -169,14 +172,27 @@ class InterfaceFamily:
 
 
 @dataclass(frozen=True)
+class ShellInterfaceFamily(InterfaceFamily):
+    """Traction-separation parameters of the shell/core interface."""
+
+    enabled: bool = param(False, "-", "insert cohesive interfaces between the passivation shell "
+                          "and the core (off by default: the reconstructed rock-salt layer grows "
+                          "topotactically on the layered grains, sharing their oxygen sublattice, "
+                          "so its interface is coherent, and the measured cracks are "
+                          "intergranular; switched on, the 10 nm shell debonds in unstable snaps "
+                          "that make a run some 20x longer)")
+
+
+@dataclass(frozen=True)
 class Cohesive:
     """Cohesive-zone model on grain boundaries and the shell/core interface."""
 
     enabled: bool = param(True, "-", "master switch for cohesive cracking (false: grains stay "
                           "bonded, no interface elements)")
-    law: str = param("bilinear", "-", "traction-separation law", choices=("bilinear", "exponential"))
+    law: str = param("bilinear", "-", "traction-separation law",
+                     choices=("bilinear", "exponential"))
     grain_boundary: InterfaceFamily = section(InterfaceFamily)
-    shell_interface: InterfaceFamily = section(InterfaceFamily)
+    shell_interface: ShellInterfaceFamily = section(ShellInterfaceFamily)
     shear_weight: float = param(1.0, "-", "beta in the effective opening "
                                 "sqrt(<dn>^2 + beta^2 dt^2)", lo=0)
     mixed_mode: str = param("effective", "-", "mixed-mode criterion",
@@ -186,21 +202,19 @@ class Cohesive:
                                          lo_open=True)
     initial_stiffness_factor: float = param(50.0, "-", "initial (penalty) stiffness K0 = factor * "
                                             "t_n / delta_f", lo=1)
-    contact_stiffness_factor: float = param(1.0, "-", "compressive penalty stiffness relative to K0",
+    contact_stiffness_factor: float = param(1.0, "-", "compressive penalty stiffness relative to "
+                                            "K0",
                                             lo=0, lo_open=True)
     residual_stiffness: float = param(1e-6, "-", "stiffness kept by a fully broken interface, "
                                       "relative to K0", lo=0, hi=1e-2)
-    viscosity: float = param(0.1, "s", "viscous regularisation time (0 = off): damage relaxes "
-                             "towards the rate-independent value over this time, so that an "
-                             "unstable crack advance stays solvable (small against the charge "
-                             "time)", lo=0)
+    viscosity: float = param(0.0, "s", "viscous regularisation time (0 = off, rate-independent): "
+                             "damage relaxes towards the rate-independent value over this time; "
+                             "it dissipates energy of the order of what a snap releases unless "
+                             "it is small against the time step", lo=0)
     contact_smoothing: float = param(0.05, "-", "half-width of the smoothed open/closed "
                                      "transition of the normal opening, as a fraction of the "
                                      "opening at peak traction (keeps Newton from chattering)",
                                      lo=0, hi=0.5)
-    max_damage_increment: float = param(0.2, "-", "largest growth in one step of the fraction of "
-                                        "the toughness dissipated at an interface point",
-                                        lo=0, lo_open=True, hi=1)
     crack_blocks_flux: bool = param(True, "-", "a damaged interface throttles Li flux across it")
     open_crack_reacts: bool = param(False, "-", "crack faces open to the outside react like the "
                                     "outer surface (electrolyte penetration)")
@@ -244,7 +258,6 @@ class Loading:
 class TimeStepping:
     """Adaptive backward-Euler time stepping."""
 
-    scheme: str = param("backward_euler", "-", "time integrator", choices=("backward_euler",))
     dt_initial: float = param(1.0, "s", "first time step", lo=0, lo_open=True)
     dt_min: float = param(1e-3, "s", "smallest time step before giving up", lo=0, lo_open=True)
     dt_max: float = param(60.0, "s", "largest time step", lo=0, lo_open=True)
@@ -255,53 +268,62 @@ class TimeStepping:
                            lo_open=True, hi_open=True)
     max_retries: int = param(8, "-", "failed attempts allowed for one step", lo=0, hi=100)
     max_steps: int = param(100000, "-", "hard cap on the number of steps", lo=1)
-    coupling_tol: float = param(1e-6, "-", "relative tolerance of the staggered c<->u iteration",
-                                lo=0, lo_open=True)
-    max_coupling_iters: int = param(1, "-", "staggered iterations per step (1 = one pass)", lo=1,
-                                    hi=100)
+
+
+@dataclass(frozen=True)
+class InterfaceIteration:
+    """The cracking step's iteration: equilibrium and irreversible damage at the step's Li field."""
+
+    rtol: float = param(1e-6, "-", "converged when the force residual is below rtol x the norm of "
+                        "the step's chemical-strain load", lo=0, lo_open=True, hi=1e-2)
+    atol: float = param(1e-12, "N", "... or below this force", lo=0)
+    max_iterations: int = param(500, "-", "iterations of one step before it is cut (an unstable "
+                                "crack advance takes the most)", lo=1)
+    memory: int = param(5, "-", "earlier steps whose curvature the quasi-Newton (L-BFGS) steps "
+                        "keep (0 = plain alternate minimisation where Newton does not help)",
+                        lo=0, hi=50)
+    newton: bool = param(True, "-", "take Newton steps on the consistent tangent where they lower "
+                         "the step's energy (quadratic convergence once the set of loading "
+                         "interface points has settled)")
+    krylov_limit: int = param(20, "-", "Krylov iterations with a reused preconditioner above which "
+                              "it is rebuilt at the current matrix", lo=1)
+
+
+#: PETSc options of a direct solve: MUMPS LU; icntl_24 detects the null pivots of a free body's
+#: rigid modes (the load is orthogonal to them, and they are removed from the solution)
+_DIRECT = {"pc_type": "lu", "pc_factor_mat_solver_type": "mumps", "mat_mumps_icntl_24": 1}
+_AMG = {"pc_type": "gamg", "pc_gamg_coarse_eq_limit": 1000, "mg_levels_ksp_type": "chebyshev",
+        "mg_levels_pc_type": "sor"}
 
 
 @dataclass(frozen=True)
 class Solver:
-    """PETSc options of each sub-problem (plain dicts; scalable defaults)."""
+    """Linear algebra of each sub-problem: a direct factorisation while it is cheap, AMG beyond."""
 
-    elasticity: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-8,
-                              "ksp_atol": 1e-18, "ksp_max_it": 2000, "pc_gamg_coarse_eq_limit": 1000,
-                              "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "sor"},
-                             "-", "PETSc options for the elasticity solve (CG + smoothed-"
-                             "aggregation AMG with the rigid-body near-nullspace; SOR smoothing "
-                             "copes with the flat shell elements; direct: ksp_type preonly, "
-                             "pc_type lu, pc_factor_mat_solver_type mumps)")
+    linear: str = param("auto", "-", "auto: direct factorisations (solver.direct) for meshes up to "
+                        "solver.direct_max_unknowns displacement unknowns, Krylov + AMG beyond "
+                        "(solver.diffusion, solver.elasticity, solver.cracking); direct or "
+                        "iterative: always that", choices=("auto", "direct", "iterative"))
+    direct_max_unknowns: int = param(300000, "-", "largest displacement unknowns for which auto "
+                                     "chooses direct factorisations (see benchmarks/"
+                                     "solver_benchmark.py)", lo=0)
+    direct: dict = param(_DIRECT, "-", "PETSc PC options of every direct solve (the KSP type is "
+                         "set per solve: preonly, or GMRES where a factorisation is reused for "
+                         "a changed matrix)")
+    elasticity: dict = param({"ksp_type": "cg", "ksp_rtol": 1e-8, "ksp_atol": 1e-18,
+                              "ksp_max_it": 2000, **_AMG}, "-",
+                             "PETSc options of the iterative elasticity solve without cracks (CG + "
+                             "smoothed-aggregation AMG with the rigid-body near-nullspace; SOR "
+                             "smoothing copes with the flat shell elements)")
     diffusion: dict = param({"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10,
-                             "ksp_atol": 1e-20, "ksp_max_it": 1000}, "-", "PETSc options for the Li transport solve")
-    nonlinear: dict = param({"snes_type": "newtonls", "snes_linesearch_type": "bt",
-                             "snes_rtol": 1e-5, "snes_atol": 1e-12, "snes_max_it": 25,
-                             "snes_ksp_ew": True, "snes_ksp_ew_version": 1,
-                             "snes_ksp_ew_rtol0": 1e-6,
-                             "snes_ksp_ew_rtolmax": 0.1, "ksp_type": "gmres",
-                             "ksp_gmres_restart": 100, "ksp_rtol": 1e-6, "ksp_max_it": 1000,
-                             "pc_type": "gamg",
-                             "pc_gamg_coarse_eq_limit": 1000, "mg_levels_ksp_type": "chebyshev",
-                             "mg_levels_pc_type": "sor"}, "-",
-                            "PETSc SNES options (with its KSP/PC) of the elasticity step when "
-                            "cohesive cracking makes it nonlinear: Newton with line search, "
-                            "GMRES on the consistent tangent solved inexactly (Eisenstat-Walker "
-                            "choice 1, which follows how well the linear model predicted the "
-                            "last residual; the first solve to rtol0 so a linear step takes one "
-                            "iteration, later ones at most to rtolmax; exact solves retried "
-                            "where it stalls), AMG built from the secant stiffness "
-                            "of the committed state (rebuilt only when the damage changed); "
-                            "snes_rtol also applies to the load norm, snes_atol in N; "
-                            "direct: ksp_type gmres, pc_type lu, pc_factor_mat_solver_type "
-                            "mumps, mat_mumps_icntl_24 1")
-    nonlinear_direct: dict = param({"ksp_type": "gmres", "pc_type": "lu",
-                                    "pc_factor_mat_solver_type": "mumps",
-                                    "mat_mumps_icntl_24": 1}, "-",
-                                   "PETSc KSP options of the fallback when the iterative linear "
-                                   "solves of the cracking step fail (grains held only by "
-                                   "broken interfaces defeat the AMG): exact Newton with this "
-                                   "direct factorisation of the tangent (icntl_24: the free "
-                                   "particle's rigid modes are null pivots); {} = no fallback")
+                             "ksp_atol": 1e-20, "ksp_max_it": 1000}, "-",
+                            "PETSc options of the iterative Li transport solve")
+    cracking: dict = param({"ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": 100,
+                            "ksp_max_it": 1000, **_AMG}, "-",
+                           "PETSc options of the iterative linear solves of a cracking step "
+                           "(GMRES + AMG of a recent iteration's matrix; the tolerance is set "
+                           "per solve)")
+    interface: InterfaceIteration = section(InterfaceIteration)
 
 
 @dataclass(frozen=True)
@@ -333,7 +355,8 @@ class Analysis:
     view_direction: list = param([0.0, 0.0, 1.0], "-", "direction from the particle to the "
                                  "detector", length=3)
     pixel_size: float = param(27.2e-9, "m", "pixel size of the rendered map", lo=0, lo_open=True)
-    field_of_view: int = param(400, "px", "rendered map size (pixels per side; 400 x 27.2 nm covers a 10 um particle)", lo=8, hi=8192)
+    field_of_view: int = param(400, "px", "rendered map size (pixels per side; 400 x 27.2 nm "
+                               "covers a 10 um particle)", lo=8, hi=8192)
     probe_fwhm: float = param(30e-9, "m", "probe blur FWHM (0 = none)", lo=0)
     cone_angles: list = param([5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0], "deg",
                               "cone opening angles of the surface/bulk correlation (Supp. Fig. 4)",
@@ -530,6 +553,22 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (plain YAML keeps the
+    last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"key '{key}' is given twice in one mapping (lines {seen[key]} "
+                                  f"and {key_node.start_mark.line + 1} of "
+                                  f"'{key_node.start_mark.name}'): keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict:
     """Read a YAML mapping from ``path`` with errors that name the file and the problem."""
     path = Path(path)
@@ -538,7 +577,8 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file '{path}' not found{hint}: give the path of a YAML file, "
                           f"e.g. configs/default.yaml")
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.load(fh, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -632,16 +672,18 @@ def validate(cfg: Config) -> None:
                           f"(C11+C12)C33>2 C13^2")
     cs = grain.chemical_strain
     if not (len(cs.strain_x) == len(cs.eps_a) == len(cs.eps_c)):
-        raise ConfigError(f"materials.grain.chemical_strain: strain_x, eps_a, eps_c must have equal "
-                          f"lengths, got {len(cs.strain_x)}, {len(cs.eps_a)}, {len(cs.eps_c)}")
+        raise ConfigError(f"materials.grain.chemical_strain: strain_x, eps_a, eps_c must have "
+                          f"equal lengths, got {len(cs.strain_x)}, {len(cs.eps_a)}, "
+                          f"{len(cs.eps_c)}")
     if any(b >= a for a, b in zip(cs.strain_x, cs.strain_x[1:])):
         raise ConfigError(f"materials.grain.chemical_strain.strain_x = {_fmt(cs.strain_x)}: "
                           f"expected strictly descending Li fractions")
     lo_x, hi_x = min(ld.x_initial, ld.x_end), max(ld.x_initial, ld.x_end)
     if cs.law == "table" and (lo_x < min(cs.strain_x) - 1e-12 or hi_x > max(cs.strain_x) + 1e-12):
-        raise ConfigError(f"loading: x from {ld.x_initial} to {ld.x_end} leaves the chemical-strain "
-                          f"table range [{min(cs.strain_x)}, {max(cs.strain_x)}]: extend "
-                          f"materials.grain.chemical_strain or change loading.x_end")
+        raise ConfigError(f"loading: x from {ld.x_initial} to {ld.x_end} leaves the "
+                          f"chemical-strain table range [{min(cs.strain_x)}, "
+                          f"{max(cs.strain_x)}]: extend materials.grain.chemical_strain or "
+                          f"change loading.x_end")
 
     if ld.mode == "galvanostatic":
         if ld.direction == "charge" and not ld.x_end < ld.x_initial:
@@ -678,6 +720,19 @@ def validate(cfg: Config) -> None:
                           "cohesive.shell_interface.enabled are both false: switch a family on, "
                           "or set cohesive.enabled: false")
     a = cfg.analysis
+    for i, item in enumerate(a.measured):
+        target = Path(str(item))
+        if not target.is_file():
+            hint = " (it is a folder)" if target.is_dir() else ""
+            raise ConfigError(f"analysis.measured[{i}] = '{item}' not found{hint} (relative to "
+                              f"{Path.cwd()}): give the path of a measured image, STXM .hdr or "
+                              f"TXM .xrm file, or remove it")
+        try:
+            with open(target, "rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise ConfigError(f"analysis.measured[{i}] = '{item}' cannot be read "
+                              f"({exc.strerror}): check its permissions") from None
     if sum(v * v for v in a.view_direction) < 1e-24:
         raise ConfigError("analysis.view_direction = [0, 0, 0]: give a non-zero direction")
     if a.energy_a == a.energy_b:

@@ -236,8 +236,8 @@ def _extract_core(gmsh, grain_of_volume: dict[int, int]) -> tuple:
         etypes, _, enodes = model.mesh.getElements(3, vol)
         for et, nodes in zip(etypes, enodes):
             if et != 4:  # 4 = 4-node tetrahedron
-                raise GeometryError("gmsh produced non-tetrahedral cells: set geometry.mesh.order "
-                                    "to 1")
+                raise GeometryError("gmsh produced non-tetrahedral cells (element type "
+                                    f"{et}): nmcfem needs linear tetrahedra")
             t = index[nodes.astype(np.int64)].reshape(-1, 4)
             tets.append(t)
             tags.append(np.full(len(t), grain, dtype=np.int32))
@@ -442,7 +442,8 @@ def build_particle(geom: Geometry) -> ParticleMeshData:
         "quality_min_core": float(core_quality.min()),
         "quality_mean_core": float(core_quality.mean()),
         "quality_min": float(quality.min()),
-        "quality_measure": "normalised radius ratio 3 r_in/r_circ (shell prisms are flat by design)",
+        "quality_measure": ("normalised radius ratio 3 r_in/r_circ (shell prisms are flat by "
+                            "design)"),
         "particle_volume [m^3]": float(vol.sum()),
         "core_volume [m^3]": float(vol[tags != SHELL].sum()),
         "shell_volume [m^3]": float(vol[tags == SHELL].sum()),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
+from mpi4py import MPI
 from petsc4py import PETSc
 
 import dolfinx
@@ -23,7 +23,7 @@ from nmcfem.config import Config
 from nmcfem.crystal import chemical_strain_components
 from nmcfem.materials import MaterialFields
 from nmcfem.physics import elasticity
-from nmcfem.solvers import LinearSolver, rigid_body_modes
+from nmcfem.solvers import LinearSolver, rigid_body_modes, solve_options
 
 
 class MechanicsProblem:
@@ -32,7 +32,7 @@ class MechanicsProblem:
     Parameters
     ----------
     domain: ParticleDomain (mesh).
-    cfg: configuration (chemical strain, ``solver.elasticity`` / ``solver.nonlinear``).
+    cfg: configuration (chemical strain, ``solver``).
     materials: the elastic fields.
     W: P1 vector space of the displacement.
     x: Li fraction (P1 Function) that drives the chemical strain.
@@ -40,11 +40,12 @@ class MechanicsProblem:
         ParticleCracks`), or None.
     sigma_h: P1 Function that receives the nodal hydrostatic stress (Pa) after every solve,
         for the stress-assisted flux, or None.
+    linear: linear-algebra path, "direct" or "iterative" (:func:`nmcfem.solvers.linear_path`).
     """
 
     def __init__(self, domain: Any, cfg: Config, materials: MaterialFields,
                  W: dolfinx.fem.FunctionSpace, x: dolfinx.fem.Function, cracks: Any = None,
-                 sigma_h: dolfinx.fem.Function | None = None):
+                 sigma_h: dolfinx.fem.Function | None = None, linear: str = "iterative"):
         mesh = domain.mesh
         self.comm, self.cfg, self.x, self.cracks = mesh.comm, cfg, x, cracks
         self.timings = {"assembly": 0.0, "solve": 0.0}
@@ -55,9 +56,24 @@ class MechanicsProblem:
         self.u_old = dolfinx.fem.Function(self.W)
         self.eps_a = dolfinx.fem.Function(V, name="eps_a")
         self.eps_c = dolfinx.fem.Function(V, name="eps_c")
+        self.eps_a_old = dolfinx.fem.Function(V)
+        self.eps_c_old = dolfinx.fem.Function(V)
         self.update_strain()
-        eps_ch = elasticity.chemical_strain(self.eps_a, self.eps_c, materials.axis,
-                                            materials.active)
+        self._commit_strain()
+        n, k = materials.axis, materials.k
+        eps_ch = elasticity.chemical_strain(self.eps_a, self.eps_c, n, materials.active)
+        eps_ch_old = elasticity.chemical_strain(self.eps_a_old, self.eps_c_old, n,
+                                                materials.active)
+        # energy bookkeeping: the bulk's stored energy and the chemical strain's work (J)
+        self._elastic_energy = dolfinx.fem.form(
+            elasticity.elastic_energy_density(self.u, n, k, eps_ch) * ufl.dx)
+        self._work_increment = dolfinx.fem.form(elasticity.chemical_work_increment(
+            self.u_old, eps_ch_old, self.u, eps_ch, n, k) * ufl.dx)
+        self.chemical_work = 0.0  # J, since t = 0
+        # the last step's displacement increment (m) and length (s): the next step starts from
+        # their linear continuation (a cracking step then needs about one Newton step fewer)
+        self.u_increment = dolfinx.fem.Function(self.W, name="u_increment")
+        self.last_dt, self._dt = 0.0, 0.0
         self.stress = dolfinx.fem.Function(T0, name="stress")
         self._stress_expr = dolfinx.fem.Expression(
             elasticity.stress(elasticity.strain(self.u) - eps_ch, materials.axis, materials.k),
@@ -75,12 +91,12 @@ class MechanicsProblem:
         self.b = dolfinx.fem.petsc.create_vector(self.W)
         self.ksp = self.equilibrium = None
         if cracks is None:
-            self.ksp = LinearSolver(self.comm, self.K, dict(cfg.solver.elasticity), "elasticity")
+            self.ksp = LinearSolver(self.comm, self.K,
+                                    solve_options(cfg.solver, linear, "elasticity"), "elasticity")
         else:
-            solver = cfg.solver
             self.equilibrium = CohesiveEquilibrium(
-                self.K, cracks.interfaces, dict(solver.nonlinear), nullspace=self.nullspace,
-                direct_options=dict(solver.nonlinear_direct))
+                self.K, cracks.interfaces, cfg.solver.interface,
+                solve_options(cfg.solver, linear, "cracking"), nullspace=self.nullspace)
         self._hydrostatic = _NodalHydrostatic(self.stress, sigma_h) if sigma_h is not None \
             else None
 
@@ -95,6 +111,7 @@ class MechanicsProblem:
         """Equilibrium for the current Li field (step length dt in s, for viscous cohesive
         laws); returns Krylov (and Newton) iterations; raises SolverError."""
         t0 = time.perf_counter()
+        self._dt = dt
         self.update_strain()
         with self.b.localForm() as local:
             local.set(0.0)
@@ -103,9 +120,13 @@ class MechanicsProblem:
         # The load is self-equilibrated; remove round-off so CG sees a consistent system.
         self.nullspace.remove(self.b)
         t1 = time.perf_counter()
+        if self.equilibrium is not None and self.last_dt > 0:
+            self.u.x.array[:] = self.u_old.x.array + (dt / self.last_dt) * \
+                self.u_increment.x.array
         if self.equilibrium is not None:
             res = self.equilibrium.solve(self.b, self.u, dt)
-            info = {"ksp_its_elasticity": res["krylov_its"], "newton_its": res["newton_its"]}
+            info = {"ksp_its_elasticity": res["krylov_its"], "interface_its": res["interface_its"],
+                    "newton_its": res["newton_its"], "pc_setups": res["pc_setups"]}
         else:
             info = {"ksp_its_elasticity": self.ksp.solve(self.b, self.u.x.petsc_vec)}
             # Fix the rigid-body part: the displacement orthogonal to all rigid modes.
@@ -124,8 +145,32 @@ class MechanicsProblem:
             self._hydrostatic.update()
 
     def accept(self) -> None:
-        """The trial displacement becomes the previous state of the next step."""
+        """The trial displacement becomes the previous state of the next step; the chemical
+        strain's work over the step is booked (collective)."""
+        self.chemical_work += self.comm.allreduce(
+            dolfinx.fem.assemble_scalar(self._work_increment), op=MPI.SUM)
+        self.u_increment.x.array[:] = self.u.x.array - self.u_old.x.array
+        self.last_dt = self._dt
         self.u_old.x.array[:] = self.u.x.array
+        self._commit_strain()
+
+    def _commit_strain(self) -> None:
+        self.eps_a_old.x.array[:] = self.eps_a.x.array
+        self.eps_c_old.x.array[:] = self.eps_c.x.array
+
+    def elastic_energy(self) -> float:
+        """Elastic energy stored in the bulk (J; collective)."""
+        return self.comm.allreduce(dolfinx.fem.assemble_scalar(self._elastic_energy),
+                                   op=MPI.SUM)
+
+    def restore(self, chemical_work: float, last_dt: float) -> None:
+        """Adopt a restored displacement, increment and Li field as the committed state, with
+        the chemical work so far (J) and the length of the last step (s)."""
+        self.update_strain()
+        self.u_old.x.array[:] = self.u.x.array
+        self._commit_strain()
+        self.chemical_work, self.last_dt = chemical_work, last_dt
+        self.update_stress()
 
     def reject(self) -> None:
         """Return to the previous displacement."""

@@ -33,10 +33,17 @@ import dolfinx
 import ufl
 from dolfinx.io import distribute_entity_data
 
-from nmcfem.config import Geometry, section_hash
-from nmcfem.geometry import (GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, ParticleMeshData,
-                             build_particle, write_msh)
 from nmcfem.cohesive.cutting import InterfaceMesh, cut_particle
+from nmcfem.config import Geometry, section_hash
+from nmcfem.geometry import (
+    GB_OFFSET,
+    OUTER_SURFACE,
+    SHELL,
+    SHELL_CORE,
+    ParticleMeshData,
+    build_particle,
+    write_msh,
+)
 from nmcfem.parallel import run_on_root
 
 CACHE_FILES = ("data.npz", "stats.json", "mesh.msh", "mesh.xdmf", "mesh.h5")

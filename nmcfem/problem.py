@@ -19,7 +19,12 @@ from nmcfem.diagnostics import Diagnostics
 from nmcfem.materials import MaterialFields
 from nmcfem.mechanics import MechanicsProblem
 from nmcfem.protocol import ChargeProtocol
+from nmcfem.solvers import linear_path
 from nmcfem.transport import TransportProblem
+
+#: a cracking step whose energy balance residual grows by more than this fraction of the
+#: energy it dissipates is an unstable crack advance (a snap)
+SNAP_FRACTION = 0.01
 
 
 class ChemoMechanicsProblem:
@@ -46,13 +51,17 @@ class ChemoMechanicsProblem:
         # the stress-assisted flux reads the hydrostatic stress that the mechanics writes
         sigma_h = dolfinx.fem.Function(V, name="sigma_h_nodal") \
             if cfg.loading.stress_assisted else None
-        self.transport = TransportProblem(domain, cfg, self.materials, V, sigma_h, coupling)
+        self.linear = linear_path(cfg.solver, W.dofmap.index_map.size_global * 3)
+        self.transport = TransportProblem(domain, cfg, self.materials, V, sigma_h, coupling,
+                                          self.linear)
         self.mechanics = MechanicsProblem(domain, cfg, self.materials, W, self.transport.x,
-                                          self.cracks, sigma_h)
+                                          self.cracks, sigma_h, self.linear)
         self.protocol = ChargeProtocol(cfg, self.transport)
         self.diagnostics = Diagnostics(domain, self.materials, self.transport, self.mechanics,
                                        self.cracks)
         self.last: dict[str, Any] = {}
+        # energies of the committed state, for the snap flag of the next step
+        self._energies = self.diagnostics.energies() if self.cracks is not None else {}
 
     # --- the step of the time loop ---------------------------------------------------------
 
@@ -85,16 +94,21 @@ class ChemoMechanicsProblem:
         return self.last["ksp_its_elasticity"]
 
     def accept(self) -> None:
-        """Commit the last step: it becomes the previous state of the next one."""
+        """Commit the last step: it becomes the previous state of the next one. A step whose
+        energy balance residual grew by more than SNAP_FRACTION of the energy it dissipated
+        released energy unstably: it is flagged as a snap (``last["snap"]``)."""
         self.t += self.last["dt"]
         self.transport.accept()
         self.mechanics.accept()
-        if self.cracks is not None and self.cracks.accept():
-            self.transport.share_current(self.cracks.transport.exposed_area)
-
-    def damage_growth(self) -> float:
-        """Largest interface damage increase of the trial step over the committed state."""
-        return self.cracks.interfaces.damage_growth() if self.cracks is not None else 0.0
+        if self.cracks is not None:
+            if self.cracks.accept():
+                self.transport.share_current(self.cracks.transport.exposed_area)
+            energies = self.diagnostics.energies()
+            released = energies["energy_balance_residual [J]"] - self._energies[
+                "energy_balance_residual [J]"]
+            dissipated = energies["dissipated_energy [J]"] - self._energies["dissipated_energy [J]"]
+            self.last["snap"] = bool(dissipated > 0 and released > SNAP_FRACTION * dissipated)
+            self._energies = energies
 
     def reject(self) -> None:
         """Undo the last step (after a failure or a too-large change)."""
@@ -107,7 +121,8 @@ class ChemoMechanicsProblem:
 
     def checkpoint_fields(self) -> dict[str, dolfinx.fem.Function]:
         """Fields that define the state (for checkpoint/restart)."""
-        return {"c": self.transport.c, "u": self.mechanics.u, "held": self.protocol.held}
+        return {"c": self.transport.c, "u": self.mechanics.u, "held": self.protocol.held,
+                "u_increment": self.mechanics.u_increment}
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
         """State kept outside the fields (interface history), identical on every rank."""
@@ -115,7 +130,9 @@ class ChemoMechanicsProblem:
 
     def checkpoint_state(self) -> dict[str, Any]:
         """JSON-able state beside fields and arrays: the protocol's phase and hold start."""
-        return {"protocol": self.protocol.state()}
+        return {"protocol": self.protocol.state(),
+                "chemical_work [J]": self.mechanics.chemical_work,
+                "last_dt [s]": self.mechanics.last_dt}
 
     def restore(self, t: float, arrays: dict[str, np.ndarray] | None = None,
                 state: dict[str, Any] | None = None) -> None:
@@ -125,14 +142,15 @@ class ChemoMechanicsProblem:
         tr, mech = self.transport, self.mechanics
         tr.accept()
         tr.update_x()
-        mech.accept()
-        mech.update_strain()
-        mech.update_stress()
+        state = state or {}
+        mech.restore(float(state.get("chemical_work [J]", 0.0)),
+                     float(state.get("last_dt [s]", 0.0)))
         if state and "protocol" in state:
             self.protocol.restore(state["protocol"])
         if self.cracks is not None:
             self.cracks.restore(arrays or {})
             tr.share_current(self.cracks.transport.exposed_area)
+            self._energies = self.diagnostics.energies()
 
     # --- results ---------------------------------------------------------------------------
 
@@ -151,9 +169,15 @@ class ChemoMechanicsProblem:
 
     @property
     def timings(self) -> dict[str, float]:
-        """Wall time (s) spent in assembly and in solves, over both physics."""
-        return {k: self.transport.timings[k] + self.mechanics.timings[k]
-                for k in ("assembly", "solve")}
+        """Wall time (s) spent in assembly and in solves over both physics, and within the
+        solves of cracking steps: interface evaluations, factorisations, Krylov iterations."""
+        out = {k: self.transport.timings[k] + self.mechanics.timings[k]
+               for k in ("assembly", "solve")}
+        eq = self.mechanics.equilibrium
+        if eq is not None:
+            out.update({f"cracking: {k}": v for k, v in
+                        {**eq.timings, **eq.linear.timings}.items()})
+        return out
 
     def unknowns(self) -> dict[str, int]:
         """Global numbers of unknowns of the two sub-problems."""

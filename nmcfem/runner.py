@@ -124,9 +124,16 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
         folder.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    folder.write_manifest("done", summary=summary)
+    folder.write_manifest("done", summary=summary, **{"peak_memory [MiB]": peak_memory(comm)})
     say(summary_text(summary, folder.path))
     return "done"
+
+
+def peak_memory(comm: MPI.Comm) -> float:
+    """Peak resident memory of the run summed over its ranks (MiB; collective)."""
+    import resource
+
+    return comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, op=MPI.SUM) / 1024.0
 
 
 def _stop_on_sigterm():

@@ -7,6 +7,7 @@ every ``output.checkpoint_every`` steps (for ``--restart``).
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from pathlib import Path
@@ -14,14 +15,13 @@ from typing import Any
 
 from mpi4py import MPI
 
+from nmcfem import timeloop
 from nmcfem.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from nmcfem.config import Config, to_dict
 from nmcfem.orientations import grain_rotations
 from nmcfem.outputs import SNAPSHOT
 from nmcfem.problem import ChemoMechanicsProblem
 from nmcfem.snapshot import write_analysis_snapshot
-from nmcfem import timeloop
-
 
 #: signals received (names); the run stops at the end of the step it arrives in
 _stop_signals: list[str] = []
@@ -56,17 +56,23 @@ class RunRecorder:
                     "step": info.get("step", 0),
                     "ksp_its_diffusion": info.get("ksp_its_diffusion", 0),
                     "ksp_its_elasticity": info.get("ksp_its_elasticity", 0),
-                    "newton_its": info.get("newton_its", 0),
-                    "rejected_steps": info.get("rejected", 0)})
+                    "rejected_steps": info.get("rejected", 0),
+                    "failed_solves": info.get("failed_solves", 0)})
+        if problem.cracks is not None:
+            row.update({"interface_its": info.get("interface_its", 0),
+                        "newton_its": info.get("newton_its", 0),
+                        "pc_setups": info.get("pc_setups", 0),
+                        "snap": int(info.get("snap", False))})
         self.folder.append_row(row)
         for key, value in row.items():
-            if key.startswith("max_") or key.startswith("von_mises"):
+            if (key.startswith("max_") or key.startswith("von_mises")) and math.isfinite(value):
                 self.peaks[f"peak_{key}"] = max(self.peaks.get(f"peak_{key}", -float("inf")),
                                                 value)
         self.final = row
         return row
 
     def __call__(self, event: str, problem: Any, info: dict) -> None:
+        """Record an accepted step ("step"): series row, fields, checkpoint, progress."""
         out = self.cfg.output
         if event == "step":
             row = self.record(problem, info)
@@ -82,11 +88,19 @@ class RunRecorder:
                 raise KeyboardInterrupt(f"signal {(_stop_signals or ['on another rank'])[0]}")
             if time.perf_counter() - self.last_report > 5.0:
                 self.last_report = time.perf_counter()
-                self.say(f"  step {step:4d}  t = {problem.t:8.1f} s  mean x = "
-                         f"{row['mean_x [-]']:.4f}  surface x = {row['surface_x_mean [-]']:.4f}"
-                         f"  max GB traction = {row['max_gb_normal_traction [Pa]'] / 1e6:7.1f}"
-                         f" MPa" + (f"  cracked = {row['cracked_area_full [m^2]'] * 1e12:.2f} um^2"
-                                    if "cracked_area_full [m^2]" in row else ""))
+                self.say(progress_line(step, problem.t, row))
+
+
+def progress_line(step: int, t: float, row: dict) -> str:
+    """One line of progress for a step at time t (s) with its series row."""
+    tn = row["max_gb_normal_traction [Pa]"]
+    line = (f"  step {step:4d}  t = {t:8.1f} s  mean x = {row['mean_x [-]']:.4f}  surface x = "
+            f"{row['surface_x_mean [-]']:.4f}")
+    if math.isfinite(tn):  # no grain boundaries (one grain): nothing to show
+        line += f"  max GB traction = {tn / 1e6:7.1f} MPa"
+    if "cracked_area_full [m^2]" in row:
+        line += f"  cracked = {row['cracked_area_full [m^2]'] * 1e12:.2f} um^2"
+    return line
 
 
 def write_fields(folder: Any, problem: Any, step: int) -> None:

@@ -19,8 +19,8 @@ from mpi4py import MPI
 import dolfinx
 from dolfinx import geometry as dgeo
 
-from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE
 from nmcfem.atomic import atomic_save_npz
+from nmcfem.geometry import GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE
 
 # Vertices of the outer surface lie on the boundary of the mesh; sampling exactly there may
 # miss every cell by round-off, so the shallowest sample sits this fraction of R inside.

@@ -121,3 +121,63 @@ def owned_rows(bcs: list, V: dolfinx.fem.FunctionSpace) -> np.ndarray:
     rows = [bc.dof_indices()[0][bc.dof_indices()[0] < n_owned] for bc in bcs]
     local = np.unique(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int32)
     return (local + lo).astype(PETSc.IntType)
+
+
+#: the KSP of each solve on the direct path: a factorisation applied once, or (cracking) reused
+#: as the preconditioner of GMRES for the matrices of later iterations; right-preconditioned,
+#: so that GMRES stops on the true residual, not on the residual seen through a stale factor
+_DIRECT_KSP = {"diffusion": {"ksp_type": "preonly"}, "elasticity": {"ksp_type": "preonly"},
+               "cracking": {"ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": 100,
+                            "ksp_max_it": 300}}
+
+
+def linear_path(solver: Any, displacement_unknowns: int) -> str:
+    """"direct" or "iterative": the config's ``solver.linear``, with "auto" resolved by the
+    problem size (direct up to ``solver.direct_max_unknowns`` displacement unknowns)."""
+    if solver.linear != "auto":
+        return solver.linear
+    return "direct" if displacement_unknowns <= solver.direct_max_unknowns else "iterative"
+
+
+def solve_options(solver: Any, path: str, which: str) -> dict:
+    """PETSc options of one solve ("diffusion", "elasticity" or "cracking") on a linear-algebra
+    path ("direct" or "iterative") from the config's ``solver`` section."""
+    if path == "direct":
+        return {**_DIRECT_KSP[which], **dict(solver.direct)}
+    return dict(getattr(solver, which))
+
+
+def rigid_mode_pins(W: dolfinx.fem.FunctionSpace) -> np.ndarray:
+    """Global indices (PETSc integers, owned by this rank) of six displacement DOFs whose fixing
+    removes the six rigid-body modes of a free body without constraining its deformation (a
+    3-2-1 support): all three components at a vertex A, the two components most nearly
+    perpendicular to AB at the vertex B farthest from A, and the component most nearly normal to
+    the plane ABC at the vertex C farthest from the line AB. Under a self-equilibrated load the
+    support carries no force, so the solution is the free body's up to a rigid motion. The
+    choice depends only on the coordinates, not on the partition (collective)."""
+    comm = W.mesh.comm
+    n_owned = W.dofmap.index_map.size_local
+    xyz = W.tabulate_dof_coordinates()[:n_owned]
+    blocks = W.dofmap.index_map.local_range[0] + np.arange(n_owned)
+
+    def extreme(score: np.ndarray) -> tuple[np.ndarray, int]:
+        # largest score, ties broken by the global block, the same on every rank
+        i = int(np.argmax(score)) if len(score) else -1
+        mine = (score[i], -blocks[i]) if i >= 0 else (-np.inf, 0)
+        best = comm.allreduce(mine, op=MPI.MAX)
+        owner = comm.allreduce(comm.rank if i >= 0 and (score[i], -blocks[i]) == best else -1,
+                               op=MPI.MAX)
+        point = comm.bcast(xyz[i] if comm.rank == owner else None, root=owner)
+        return np.asarray(point), -int(best[1])
+
+    a, ga = extreme(-xyz[:, 0])
+    b, gb = extreme(np.linalg.norm(xyz - a, axis=1))
+    ab = (b - a) / np.linalg.norm(b - a)
+    off = (xyz - a) - np.outer((xyz - a) @ ab, ab)
+    c, gc = extreme(np.linalg.norm(off, axis=1))
+    normal = np.cross(b - a, c - a)
+    pins = [3 * ga + k for k in range(3)]
+    pins += [3 * gb + int(k) for k in np.argsort(np.abs(ab))[:2]]
+    pins += [3 * gc + int(np.argmax(np.abs(normal)))]
+    lo, hi = 3 * blocks[0] if n_owned else 0, 3 * (blocks[-1] + 1) if n_owned else 0
+    return np.array([p for p in pins if lo <= p < hi], dtype=PETSc.IntType)

@@ -123,7 +123,8 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
             import difflib
 
             close = difflib.get_close_matches(str(key), SWEEP_KEYS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(SWEEP_KEYS)}"
+            hint = (f"did you mean '{close[0]}'?" if close
+                    else f"known keys: {', '.join(SWEEP_KEYS)}")
             raise SweepError(f"{where}: unknown key '{key}': {hint}")
     if "base" in spec and "config" in spec:
         raise SweepError(f"{where}: give either 'base' (a config file) or 'config' (inline)")
@@ -357,7 +358,8 @@ def slurm_script(sweep: Sweep, ntasks: int, ranks_per_case: int, walltime: str,
     only: case indices to run (None: all).
     """
     if ntasks % ranks_per_case:
-        raise SweepError(f"--ntasks {ntasks} is not a multiple of --ranks-per-case {ranks_per_case}")
+        raise SweepError(f"--ntasks {ntasks} is not a multiple of --ranks-per-case "
+                         f"{ranks_per_case}")
     return SLURM_TEMPLATE.format(sweep=sweep.path, ntasks=ntasks, groups=ntasks // ranks_per_case,
                                  rpc=ranks_per_case, walltime=walltime, python=python,
                                  entry=entry, workdir=workdir, directory=sweep.directory,

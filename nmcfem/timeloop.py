@@ -9,11 +9,10 @@ exceeds twice the target, or whose solve fails, is undone and retried with a ste
 The loading protocol (:mod:`nmcfem.protocol`) gives the end time and the events of its
 current phase, and holds the surface where it reaches its limit.
 
-Cohesive cracks: a step whose interface damage grows by more than
-``cohesive.max_damage_increment`` anywhere is redone with a shorter step, unless shortening it
-did not reduce the growth (by at least the factor ``UNSTABLE_GROWTH_RATIO``): then the crack
-advances unstably at this load — a quasi-static snap that no step size resolves — and the step
-is taken.
+Cohesive cracks never shorten a step: crack growth under a slowly changing Li field is
+rate-independent, and each step solves the equilibrium together with the irreversible damage at
+its Li field (:mod:`nmcfem.cohesive.step_solver`), a snap included. Only a solve that fails
+cuts the step.
 
 Events (the surface reaching its limit, x_end during the hold) are located to
 ``cutoff_tolerance`` in x by shortening the step that crossed them (secant on the monitored
@@ -43,13 +42,6 @@ END_TOLERANCE = 1e-9
 MAX_EVENT_REFINEMENTS = 30
 #: a secant estimate is kept inside this fraction of the step (robust to curvature)
 SECANT_BOUNDS = (0.05, 0.95)
-#: a shortened step whose damage growth is still above this fraction of the longer step's
-#: growth marks unstable crack growth (accepted)
-UNSTABLE_GROWTH_RATIO = 0.8
-#: steps shortened to limit the damage growth at most this many times per step
-MAX_DAMAGE_REFINEMENTS = 6
-#: a damage-limited step is shortened by at least this factor, and at most by cutback
-DAMAGE_CUT_MIN = 0.1
 
 Observer = Callable[[str, Any, dict], None]
 
@@ -62,24 +54,23 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
     Parameters
     ----------
     problem: object with step(dt, mechanics) -> info (with "dx_max"), solve_mechanics(),
-        accept(), reject(), damage_growth() (interface damage added by the trial step) and
-        ``protocol`` (end_time(), events(), clamp_surface(t), hold_overshoot(), phase,
-        hold_start).
+        accept(), reject() and ``protocol`` (end_time(), events(), clamp_surface(t),
+        hold_overshoot(), phase, hold_start).
     cfg: configuration (time stepping and loading sections).
     observers: callables observer(event, problem, info) with event "step" or "end".
     t_start, dt_start, step_start: state to continue from (restart), s / s / count.
 
-    Returns a summary: steps, rejected steps, Krylov iterations, wall time (s), end time (s),
+    Returns a summary: steps, rejected steps (too large a change of x, or a failed solve) and
+    failed solves among them, Krylov iterations, wall time (s), end time (s),
     the reason the loop stopped and the time (s) the CV hold began (None if it did not).
     """
     ts, ld = cfg.time, cfg.loading
     observers = observers or []
     t = t_start
     dt = min(dt_start or ts.dt_initial, ts.dt_max)
-    steps, rejected = step_start, 0
-    its = {"ksp_its_diffusion": 0, "ksp_its_elasticity": 0, "newton_its": 0}
-    cap = cfg.cohesive.max_damage_increment
-    unstable_steps = 0
+    steps, rejected, failed_solves = step_start, 0, 0
+    its = {"ksp_its_diffusion": 0, "ksp_its_elasticity": 0, "interface_its": 0}
+    snaps = 0
     wall0 = time.perf_counter()
     stop_reason = "end time"
     tol = ld.cutoff_tolerance
@@ -96,7 +87,6 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         before = {name: value for name, value, _ in protocol.events()}
         dt_try = min(dt, t_final - t)
         failures, refinements, hits, shortened = 0, 0, [], False
-        damage_cuts, last_growth = 0, None
         while True:
             try:
                 # transport first: the step size and events depend on it alone, so trial steps
@@ -125,20 +115,9 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                     hits = [n for n, value, target in events if value <= target + tol]
                 if ok:
                     problem.solve_mechanics()
-                    growth = problem.damage_growth()
-                    if growth > cap:
-                        unstable = last_growth is not None and \
-                            growth >= UNSTABLE_GROWTH_RATIO * last_growth
-                        if not unstable and damage_cuts < MAX_DAMAGE_REFINEMENTS and \
-                                dt_try * DAMAGE_CUT_MIN >= ts.dt_min:
-                            problem.reject()
-                            dt_try *= max(DAMAGE_CUT_MIN, min(ts.cutback, cap / growth))
-                            damage_cuts, last_growth = damage_cuts + 1, growth
-                            continue
-                        unstable_steps += unstable
-                        info["unstable_crack_growth"] = bool(unstable)
             except SolverError as exc:
                 ok, reason, info = False, str(exc), {}
+                failed_solves += 1
             if ok:
                 break
             problem.reject()
@@ -157,10 +136,11 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         steps += 1
         for key in its:
             its[key] += int(info.get(key, 0))
+        snaps += bool(info.get("snap", False))
         growth = ts.growth if info["dx_max"] <= 0 else \
             min(ts.growth, SAFETY * ts.dx_target / info["dx_max"])
         # a step shortened only to land on the end time does not shrink the next one
-        base = dt_try if (failures or shortened or damage_cuts) else max(dt_try, dt)
+        base = dt_try if (failures or shortened) else max(dt_try, dt)
         dt = min(ts.dt_max, max(ts.dt_min, base * growth))
         if "surface limit" in hits:
             if ld.cv_hold:
@@ -169,14 +149,16 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                 stop_reason, finished = "surface limit reached (cv_hold off)", True
         if "x_end" in hits:
             stop_reason, finished = "x_end reached (surface partly held at its limit)", True
-        step_info = {**info, "step": steps, "time": t, "rejected": rejected, "next_dt": dt,
+        step_info = {**info, "step": steps, "time": t, "rejected": rejected,
+                     "failed_solves": failed_solves, "next_dt": dt,
                      "phase": protocol.phase, "events": hits}
         for obs in observers:
             obs("step", problem, step_info)
-    summary = {"steps": steps, "rejected_steps": rejected, "end_time [s]": t,
+    summary = {"steps": steps, "rejected_steps": rejected, "failed_solves": failed_solves,
+               "end_time [s]": t,
                "stop_reason": stop_reason, "cv_hold_start [s]": protocol.hold_start,
                "wall_time_loop [s]": time.perf_counter() - wall0, "next_dt [s]": dt,
-               "unstable_crack_steps": unstable_steps, **its}
+               "snap_steps": snaps, **its}
     for obs in observers:
         obs("end", problem, summary)
     return summary

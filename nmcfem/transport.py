@@ -24,7 +24,7 @@ from nmcfem.config import Config
 from nmcfem.geometry import OUTER_SURFACE
 from nmcfem.materials import MaterialFields
 from nmcfem.physics import diffusion
-from nmcfem.solvers import LinearSolver
+from nmcfem.solvers import LinearSolver, solve_options
 
 SECONDS_PER_HOUR = 3600.0
 #: universal gas constant (J/mol/K), CODATA 2018
@@ -43,11 +43,12 @@ class TransportProblem:
     sigma_h: nodal hydrostatic stress (Pa) of the stress-assisted flux, or None.
     coupling: interface transport of a cut mesh (:class:`nmcfem.cohesive.transport.
         InterfaceTransport`), or None.
+    linear: linear-algebra path, "direct" or "iterative" (:func:`nmcfem.solvers.linear_path`).
     """
 
     def __init__(self, domain: Any, cfg: Config, materials: MaterialFields,
                  V: dolfinx.fem.FunctionSpace, sigma_h: dolfinx.fem.Function | None = None,
-                 coupling: Any = None):
+                 coupling: Any = None, linear: str = "iterative"):
         mesh = domain.mesh
         self.comm, self.cfg, self.coupling = mesh.comm, cfg, coupling
         self.c_max = cfg.materials.grain.c_max
@@ -83,7 +84,8 @@ class TransportProblem:
         self.a_c, self.L_c = dolfinx.fem.form(a_c), dolfinx.fem.form(L_c)
         self.A_c = dolfinx.fem.petsc.create_matrix(self.a_c)
         self.b_c = dolfinx.fem.petsc.create_vector(V)
-        self.ksp = LinearSolver(self.comm, self.A_c, dict(cfg.solver.diffusion), "diffusion")
+        self.ksp = LinearSolver(self.comm, self.A_c, solve_options(cfg.solver, linear, "diffusion"),
+                                "diffusion")
         self.bcs: list = []
         self._assembled_dt: float | None = None
         self._bc_global = np.zeros(0, dtype=np.int64)
@@ -93,6 +95,7 @@ class TransportProblem:
         self.outer_dofs_all = outer  # local, with ghosts
         self.outer_dofs = outer[outer < V.dofmap.index_map.size_local]
         self.grain_dofs = materials.grain_dofs(V)
+
         self._total_li = dolfinx.fem.form(self.c * ufl.dx)
 
     def _integrate(self, expr) -> float:
@@ -173,7 +176,7 @@ class TransportProblem:
         self.x.x.array[:] = self.c.x.array / self.c_max
 
     def dx_max(self) -> float:
-        """Largest change of the Li fraction in the grains over the trial step (collective)."""
+        """Largest change of the grains' Li fraction over the trial step (collective)."""
         dofs = self.grain_dofs
         local = np.max(np.abs(self.c.x.array[dofs] - self.c_old.x.array[dofs]),
                        initial=0.0) / self.c_max

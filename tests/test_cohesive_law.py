@@ -8,8 +8,8 @@ the cohesive-zone issue.
 import numpy as np
 import pytest
 
-from nmcfem.config import Config
 from nmcfem.cohesive.law import CohesiveLaw, dissipated_energy, evaluate
+from nmcfem.config import Config
 
 TN, GC = 200e6, 1.0  # Pa, J/m^2 (Supplementary Table 1)
 
@@ -124,7 +124,8 @@ def test_tangent_is_consistent(kind):
         dm[:, j] -= h
         fd = (evaluate(law, dp, kappa_old)["traction"]
               - evaluate(law, dm, kappa_old)["traction"]) / (2 * h)
-        assert np.allclose(res["tangent"][:, :, j], fd, rtol=1e-5, atol=1e-6 * law.initial_stiffness)
+        assert np.allclose(res["tangent"][:, :, j], fd, rtol=1e-5,
+                           atol=1e-6 * law.initial_stiffness)
 
 
 def test_viscous_regularisation_delays_damage():

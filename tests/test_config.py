@@ -86,7 +86,7 @@ BAD_INPUTS = [
      ["cohesive.enabled", "both false"]),
     (None, ["cohesive.grain_boundary.strength=0"], ["cohesive.grain_boundary.strength"]),
     (None, ["analysis.view_direction=[0,0]"], ["analysis.view_direction", "3 values"]),
-    (None, ["geometry.mesh.boundary_size=2e-6"], ["boundary_size", "grain_size"]),
+    (None, ["geometry.mesh.boundary_size=3e-6"], ["boundary_size", "grain_size"]),
     (None, ["loading.mode=potentiostatic"], ["loading.t_end", "potentiostatic"]),
     (None, ["geometry=5"], ["geometry", "mapping"]),
     (None, ["loading.c_rate"], ["KEY=VALUE"]),

@@ -16,13 +16,16 @@ from nmcfem.problem import ChemoMechanicsProblem
 from nmcfem.runner import load_domain, run_command
 from tests.conftest import REPO, interrupt_after_step
 
+# runs simulations: make test-fast leaves these out
+pytestmark = pytest.mark.slow
+
 
 def _config(repo, cache, *extra, name="quick_cracks.yaml"):
     return load_config(repo / "configs" / name, [f"output.mesh_cache={cache}", *extra])
 
 
-def _series(folder):
-    with open(folder / "series.csv") as fh:
+def _series(folder, direct=False):
+    with open(folder if direct else folder / "series.csv") as fh:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
@@ -36,6 +39,15 @@ def cracked_run(repo_root, cache, tmp_path_factory):
     """The quick cracking case, run once for several tests."""
     folder = tmp_path_factory.mktemp("cracks") / "run"
     assert run_command(_config(repo_root, cache), "quick_cracks", str(folder)) == "done"
+    return folder
+
+
+@pytest.fixture(scope="module")
+def snapping_run(repo_root, cache, tmp_path_factory):
+    """The quick cracking case to x = 0.85, through the shell's debonding snaps."""
+    folder = tmp_path_factory.mktemp("snaps") / "run"
+    cfg = _config(repo_root, cache, "loading.x_end=0.85", "analysis.enabled=false")
+    assert run_command(cfg, "quick_cracks", str(folder)) == "done"
     return folder
 
 
@@ -81,34 +93,68 @@ def test_quick_cracking_run_cracks_and_reports(cracked_run):
     assert manifest["status"] == "done"
 
 
-def test_particle_energy_balance(repo_root, cache, cracked_run, tmp_path):
-    """Work done on the interfaces less what they store = G_c x fully cracked area plus the
-    dissipation of the partly damaged points (closed form), to 2 %, for a nearly
-    rate-independent law (viscosity 0.01 s; without any, Newton cannot follow a snap-through in
-    this case); the default 0.1 s dissipates a little more (printed)."""
-    folder = tmp_path / "rate_independent"
-    run_command(_config(repo_root, cache, "cohesive.viscosity=0.01", "analysis.enabled=false"),
-                "quick_cracks", str(folder))
-    for name, last in (("viscosity 0.01 s", _series(folder)[-1]),
-                       ("default viscosity", _series(cracked_run)[-1])):
-        from_work = last["dissipated_energy [J]"]
-        budget = last["toughness_times_cracked_area [J]"] + last["dissipated_energy_partial [J]"]
-        print(f"energy balance, {name}: from work {from_work:.5g} J, G_c A_full + partial "
-              f"{budget:.5g} J ({from_work / budget - 1:+.2%})")
-    assert last["cracked_area_full [m^2]"] > 0
-    last = _series(folder)[-1]
-    from_work = last["dissipated_energy [J]"]
-    budget = last["toughness_times_cracked_area [J]"] + last["dissipated_energy_partial [J]"]
-    assert budget > 0 and last["cracked_area_full [m^2]"] > 0
-    assert from_work == pytest.approx(budget, rel=0.02, abs=0)
+def test_energy_balance_while_cracks_grow_stably(repo_root, cache, tmp_path):
+    """Rate-independent law (viscosity 0), grain-boundary cracks only (no shell, so no
+    delamination snaps), the default step control: the work of the chemical strain equals the
+    bulk elastic energy plus the interfaces' stored energy plus the closed-form dissipation D to
+    1 % of D at every step once cracking is under way (D above 3 % of its final value: before,
+    the few points crossing the law's peak inside a step dominate the small D); the dissipation
+    of fully cracked points is G_c x their area to 1 %, and no step is flagged a snap."""
+    folder = tmp_path / "stable"
+    run_command(_config(repo_root, cache, "geometry.shell_thickness=0", "loading.x_end=0.8",
+                        "time.dx_target=0.02", "analysis.enabled=false"), "q", str(folder))
+    rows = _series(folder)
+    final = rows[-1]["dissipated_energy [J]"]
+    assert final > 0 and rows[-1]["cracked_area_full [m^2]"] > 0
+    worst = 0.0
+    for r in rows:
+        assert r["energy_balance_residual [J]"] == pytest.approx(
+            r["chemical_work [J]"] - r["elastic_energy_bulk [J]"]
+            - r["interface_stored_energy [J]"] - r["dissipated_energy [J]"], rel=1e-9, abs=1e-25)
+        if r["dissipated_energy [J]"] >= 0.03 * final:
+            worst = max(worst, abs(r["energy_balance_residual [J]"]) / r["dissipated_energy [J]"])
+    last = rows[-1]
+    full = last["dissipated_energy [J]"] - last["dissipated_energy_partial [J]"]
+    print(f"stable cracking: largest |balance residual| / D {worst:.2e}; dissipated on fully "
+          f"cracked points {full:.5g} J vs G_c A {last['toughness_times_cracked_area [J]']:.5g} J")
+    assert worst < 0.01
+    assert full == pytest.approx(last["toughness_times_cracked_area [J]"], rel=0.01)
+    assert not any(r["snap"] for r in rows)
 
 
-def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, cracked_run,
+def test_snaps_complete_inside_their_step(snapping_run):
+    """The shell/core interface debonds in unstable advances: each completes inside the step
+    that reaches it (flagged, its released energy in the balance residual); no step is redone
+    because damage grew, and every step length follows the transport control alone."""
+    from nmcfem.timeloop import SAFETY
+
+    rows = _series(snapping_run)
+    cfg = load_config(REPO / "configs" / "quick_cracks.yaml")
+    snaps = [r for r in rows if r["snap"]]
+    print(f"quick cracking case: {len(rows) - 1} steps, {len(snaps)} with a snap, "
+          f"{int(rows[-1]['rejected_steps'])} redone for the transport's accuracy, "
+          f"{int(rows[-1]['failed_solves'])} failed solves")
+    assert rows[-1]["failed_solves"] == 0
+    assert snaps, "the quick cracking case has no unstable crack advance any more"
+    for prev, r in zip(rows, rows[1:]):  # a snap releases energy beyond what it dissipates
+        if r["snap"]:
+            released = r["energy_balance_residual [J]"] - prev["energy_balance_residual [J]"]
+            dissipated = r["dissipated_energy [J]"] - prev["dissipated_energy [J]"]
+            assert released > 0.01 * dissipated > 0
+    # the next step's length is the transport rule's, whatever the damage did
+    t = cfg.time
+    for prev, nxt in zip(rows[1:-1], rows[2:-1]):
+        rule = prev["dt [s]"] * min(t.growth, SAFETY * t.dx_target / prev["dx_max [-]"])
+        assert nxt["dt [s]"] <= min(t.dt_max, max(t.dt_min, rule)) * (1 + 1e-9)
+
+
+def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, snapping_run,
                                                              tmp_path):
-    base = _series(cracked_run)[-1]
+    base = _series(snapping_run)[-1]
     folder = tmp_path / "stiff"
     run_command(_config(repo_root, cache, "cohesive.initial_stiffness_factor=500",
-                        "analysis.enabled=false"), "quick_cracks", str(folder))
+                        "loading.x_end=0.85", "analysis.enabled=false"), "quick_cracks",
+                str(folder))
     stiff = _series(folder)[-1]
     a, b = base["cracked_area_full [m^2]"], stiff["cracked_area_full [m^2]"]
     ea, eb = base["dissipated_energy [J]"], stiff["dissipated_energy [J]"]
@@ -178,27 +224,29 @@ def test_open_cracks_react_and_share_the_current(repo_root, cache):
     # the total current is still the C-rate's: outer surface and crack faces share it
     current = p.transport.flux_value * p.transport.outer_area
     assert (li0 - p.transport.total_li()) / dt == pytest.approx(current, rel=1e-8)
-    assert p.transport.crack_flux == pytest.approx(current / (p.transport.outer_area + 2 * gb_area), rel=1e-12)
+    tr = p.transport
+    assert tr.crack_flux == pytest.approx(current / (tr.outer_area + 2 * gb_area), rel=1e-12)
     # Li leaves through the crack faces: the interface vertices empty faster than the mean
     x = p.x.x.array
     on_cracks = np.unique(np.concatenate([p.cracks.transport.pc, p.cracks.transport.mc]))
     lo = p.transport.V.dofmap.index_map.local_range[0]
-    local = on_cracks[(on_cracks >= lo) & (on_cracks < lo + p.transport.V.dofmap.index_map.size_local)] - lo
+    n_owned = p.transport.V.dofmap.index_map.size_local
+    local = on_cracks[(on_cracks >= lo) & (on_cracks < lo + n_owned)] - lo
     assert np.mean(x[local]) < p.mean_x()
     p.destroy()
 
 
 def test_restart_of_a_cracking_run_equals_the_uninterrupted_run(repo_root, cache, tmp_path,
                                                                  monkeypatch):
-    # tight solves: the step-size decisions (damage cap, events) must not hinge on the
-    # solver noise of a fresh process (AMG's Chebyshev estimates use random vectors)
-    extra = ["output.checkpoint_every=5", "analysis.enabled=false",
-             "solver.nonlinear.snes_rtol=1.0e-9", "solver.nonlinear.ksp_rtol=1.0e-11",
-             "solver.nonlinear.snes_max_it=40"]
+    """A run interrupted among the shell's debonding snaps and continued from its checkpoint
+    equals the uninterrupted run (1e-10): the checkpoint holds the interface history, the last
+    step's displacement increment (the next step's predictor) and the energy bookkeeping."""
+    extra = ["output.checkpoint_every=5", "analysis.enabled=false", "loading.x_end=0.88",
+             "solver.interface.rtol=1.0e-11"]
     cfg = _config(repo_root, cache, *extra)
     full = tmp_path / "full"
     run_command(cfg, "quick_cracks", str(full))
-    undo = interrupt_after_step(monkeypatch, 21)
+    undo = interrupt_after_step(monkeypatch, 17)
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         run_command(cfg, "quick_cracks", str(part))
@@ -207,10 +255,64 @@ def test_restart_of_a_cracking_run_equals_the_uninterrupted_run(repo_root, cache
                  "--set", f"output.mesh_cache={cache}",
                  *[a for o in extra for a in ("--set", o)]]) == 0
     a, b = _series(full), _series(part)
-    assert len(a) == len(b)
+    assert len(a) == len(b) > 20
+    assert any(r["snap"] for r in a[15:])
     for ra, rb in zip(a, b):
         for key in ("time [s]", "cracked_area_full [m^2]", "dissipated_energy [J]",
-                    "max_opening [m]"):
+                    "energy_balance_residual [J]", "max_opening [m]"):
             # round-off-sized values early on compare against the run's final magnitude
             scale = max(abs(r[key]) for r in a)
-            assert rb[key] == pytest.approx(ra[key], rel=1e-8, abs=1e-8 * scale), key
+            assert rb[key] == pytest.approx(ra[key], rel=1e-10, abs=1e-10 * scale), key
+
+
+def compare_with_reference(rows, reference, floor=0.1, window=0.01):
+    """Largest relative difference, over the run's mean Li fractions x, of the fully and partly
+    cracked areas (each and their sum) and the dissipation against a reference series: the
+    smallest difference to the reference curve within x +- ``window`` (cracked area grows in
+    jumps, and a snap that comes a little earlier or later in x is no disagreement), counted
+    where the reference value is at least ``floor`` of its final value. Returns
+    {quantity: difference}."""
+    x_ref = np.array([r["mean_x [-]"] for r in reference])[::-1]
+    out = {}
+    for key in ("cracked_area_full [m^2]", "cracked_area_partial [m^2]", "cracked_area [m^2]",
+                "dissipated_energy [J]"):
+        def value(r):
+            if key == "cracked_area [m^2]":
+                return r["cracked_area_full [m^2]"] + r["cracked_area_partial [m^2]"]
+            return r[key]
+        y_ref = np.array([value(r) for r in reference])[::-1]
+        worst = 0.0
+        for r in rows:
+            x = r["mean_x [-]"]
+            if not x_ref[0] <= x <= x_ref[-1]:
+                continue
+            ref = float(np.interp(x, x_ref, y_ref))
+            if ref < floor * max(y_ref[0], y_ref.max()) or ref <= 0:
+                continue
+            near = np.concatenate([[np.interp(x - window, x_ref, y_ref),
+                                    np.interp(x + window, x_ref, y_ref)],
+                                   y_ref[np.abs(x_ref - x) <= window]])
+            gap = 0.0 if near.min() <= value(r) <= near.max() else \
+                np.min(np.abs(near - value(r)))
+            worst = max(worst, gap / ref)
+        out[key] = worst
+    return out
+
+
+@pytest.mark.slow
+def test_cracking_matches_the_step_cutting_reference(repo_root, cache, tmp_path):
+    """Quick cracking particle to x = 0.5 (grain boundaries and the snapping shell/core
+    interface): cracked area (fully, and fully plus partly) and dissipation against mean x agree
+    within 5 % with the former step-cutting integration at a quarter of its damage cap
+    (tests/data/README.md), once they exceed a tenth of their final value."""
+    folder = tmp_path / "x05"
+    run_command(_config(repo_root, cache, "loading.x_end=0.5", "analysis.enabled=false"),
+                "quick_cracks", str(folder))
+    rows = _series(folder)
+    reference = _series(REPO / "tests" / "data" / "quick_cracks_x05_reference.csv", direct=True)
+    diff = compare_with_reference(rows, reference)
+    print("largest relative difference to the reference: " +
+          ", ".join(f"{k} {v:.2%}" for k, v in diff.items()))
+    for key in ("cracked_area [m^2]", "cracked_area_full [m^2]", "dissipated_energy [J]"):
+        assert diff[key] < 0.05, key
+    # the partly cracked area alone is a few hundred points at the crack fronts: printed

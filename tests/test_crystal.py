@@ -53,7 +53,8 @@ def test_axis_invariant_form_reproduces_the_rotated_stiffness():
         e = rng.normal(size=(3, 3))
         e = 0.5 * (e + e.T)
         M, tr, nen = np.outer(n, n), np.trace(e), n @ e @ n
-        sig = (k["lam"] * tr * np.eye(3) + 2 * k["muT"] * e + k["alpha"] * (tr * M + nen * np.eye(3))
+        sig = (k["lam"] * tr * np.eye(3) + 2 * k["muT"] * e
+               + k["alpha"] * (tr * M + nen * np.eye(3))
                + 2 * (k["muL"] - k["muT"]) * (e @ M + M @ e) + k["beta"] * nen * M)
         ref = np.einsum("ijkl,kl->ij", crystal.voigt_to_tensor(crystal.rotate_tensor(C, R)), e)
         assert np.allclose(sig, ref, rtol=0, atol=1e-9 * C.max())

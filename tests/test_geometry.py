@@ -6,9 +6,18 @@ import numpy as np
 import pytest
 
 from nmcfem.config import load_config
-from nmcfem.geometry import (GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, boundary_faces,
-                             build_particle, split_prisms, tet_faces, tet_volumes,
-                             triangle_areas)
+from nmcfem.geometry import (
+    GB_OFFSET,
+    OUTER_SURFACE,
+    SHELL,
+    SHELL_CORE,
+    boundary_faces,
+    build_particle,
+    split_prisms,
+    tet_faces,
+    tet_volumes,
+    triangle_areas,
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +81,8 @@ def test_shell_has_the_requested_element_layers(default_mesh):
     shell_vertices = np.unique(d.tets[d.cell_tags == SHELL])
     r = np.linalg.norm(d.points[shell_vertices], axis=1)
     layers = geom.mesh.shell_layers
-    expected = geom.radius - geom.shell_thickness + np.arange(layers + 1) * geom.shell_thickness / layers
+    expected = (geom.radius - geom.shell_thickness
+                + np.arange(layers + 1) * geom.shell_thickness / layers)
     nearest = np.abs(r[:, None] - expected[None, :]).argmin(axis=1)
     assert np.max(np.abs(r - expected[nearest])) < 1e-3 * geom.shell_thickness
     assert set(nearest) == set(range(layers + 1))
@@ -93,7 +103,8 @@ def test_prism_split_is_conformal():
 
 @pytest.mark.parametrize("overrides,n", [
     (["geometry.n_grains=1", "geometry.shell_thickness=0"], 1),
-    (["geometry.n_grains=1", "geometry.mesh.boundary_size=1e-6", "geometry.mesh.grain_size=1.5e-6"], 1),
+    (["geometry.n_grains=1", "geometry.mesh.boundary_size=1e-6",
+      "geometry.mesh.grain_size=1.5e-6"], 1),
     (["geometry.n_grains=100", "geometry.mesh.boundary_size=1.5e-6",
       "geometry.mesh.grain_size=1.5e-6"], 100),
 ])

@@ -3,10 +3,17 @@
 import numpy as np
 import pytest
 
-from nmcfem.config import load_config
-from nmcfem.geometry import (GB_OFFSET, OUTER_SURFACE, SHELL, SHELL_CORE, boundary_faces,
-                             build_particle, tet_volumes)
 from nmcfem.cohesive.cutting import split_interfaces
+from nmcfem.config import load_config
+from nmcfem.geometry import (
+    GB_OFFSET,
+    OUTER_SURFACE,
+    SHELL,
+    SHELL_CORE,
+    boundary_faces,
+    build_particle,
+    tet_volumes,
+)
 
 
 @pytest.fixture(scope="module")

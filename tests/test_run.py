@@ -16,6 +16,9 @@ from nmcfem.config import load_config
 from nmcfem.runner import run_command
 from tests.conftest import interrupt_after_step
 
+# runs simulations: make test-fast leaves these out
+pytestmark = pytest.mark.slow
+
 
 def _quick(repo, tmp_path, *extra):
     return load_config(repo / "configs" / "quick.yaml",
@@ -81,14 +84,65 @@ def test_cv_hold_keeps_the_surface_at_its_limit_and_ends_at_x_end(repo, tmp_path
     assert len(rows) < 45
 
 
+HOPELESS = ["solver.linear=iterative",
+            "solver.elasticity={ksp_type: cg, pc_type: none, ksp_max_it: 2}",
+            "time.max_retries=1", "time.dt_initial=0.5"]
+
+
 def test_solver_failure_is_clear_and_keeps_results(repo, tmp_path):
-    cfg = _quick(repo, tmp_path, "solver.elasticity={ksp_type: cg, pc_type: none, ksp_max_it: 2}",
-                 "time.max_retries=1", "time.dt_initial=0.5")
+    cfg = _quick(repo, tmp_path, *HOPELESS)
     folder = tmp_path / "bad"
     with pytest.raises(NmcfemError, match="elasticity solve did not converge.*solver.elasticity"):
         run_command(cfg, "quick", str(folder))
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "did not converge" in manifest["error"]
+
+
+def test_exit_status_tells_bad_input_from_a_failed_run(repo, tmp_path, capsys):
+    """0 done, 1 a run that failed (solver), 2 bad input (a key given twice, a measured file
+    that is not there): scripts can tell them apart; the message names key, value and line."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("loading:\n  c_rate: 1\n  c_rate: 2\n")
+    assert main(["validate-config", str(twice)]) == 2
+    err = capsys.readouterr().err
+    assert "'c_rate' is given twice" in err and "lines 2 and 3" in err
+    missing = ["--set", "analysis.measured=[no/such/scan.hdr]"]
+    assert main(["validate-config", str(repo / "configs" / "quick.yaml"), *missing]) == 2
+    assert "analysis.measured[0] = 'no/such/scan.hdr' not found" in capsys.readouterr().err
+    assert main(["run", str(repo / "configs" / "quick.yaml"), "--output-dir",
+                 str(tmp_path / "failed"), "--set", f"output.mesh_cache={tmp_path / 'meshes'}",
+                 *[a for o in HOPELESS for a in ("--set", o)]]) == 1
+    assert "did not converge" in capsys.readouterr().err
+
+
+def test_restart_inside_the_cv_hold_equals_the_uninterrupted_run(repo, tmp_path, monkeypatch):
+    """Interrupted while part of the surface is held at its limit (local CV), continued from
+    the checkpoint: the protocol's phase, held nodes and hold start come back with it."""
+    overrides = ["loading.x_end=0.6", "loading.c_rate=3", "output.checkpoint_every=1",
+                 "analysis.enabled=false"]
+    cfg = _quick(repo, tmp_path, *overrides)
+    full = tmp_path / "full"
+    run_command(cfg, "quick", str(full))
+    rows = _series(full)
+    limit = cfg.loading.surface_x_min
+    held = next(int(r["step"]) for r in rows if float(r["surface_x_min [-]"]) <= limit + 1e-9)
+    assert held < len(rows) - 4, "the hold must start well before the end"
+    undo = interrupt_after_step(monkeypatch, held + 2)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        run_command(cfg, "quick", str(part))
+    undo()
+    assert main(["run", str(repo / "configs" / "quick.yaml"), "--restart", str(part),
+                 "--set", f"output.mesh_cache={tmp_path / 'meshes'}",
+                 *[a for o in overrides for a in ("--set", o)]]) == 0
+    b = _series(part)
+    assert len(rows) == len(b)
+    for ra, rb in zip(rows, b):
+        for key in ("time [s]", "mean_x [-]", "surface_x_min [-]", "surface_x_mean [-]",
+                    "total_li [mol]"):
+            assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-10, abs=1e-14), key
+    summaries = [json.loads((f / "manifest.json").read_text())["summary"] for f in (full, part)]
+    assert summaries[0]["cv_hold_start [s]"] == summaries[1]["cv_hold_start [s]"]
 
 
 def test_restart_from_checkpoint_equals_uninterrupted_run(repo, tmp_path, monkeypatch):
@@ -115,7 +169,7 @@ def test_restart_from_checkpoint_equals_uninterrupted_run(repo, tmp_path, monkey
 
 
 def test_sigterm_leaves_an_interrupted_manifest(repo, tmp_path):
-    """A batch time limit (SIGTERM) mid-run: exit status 1, manifest "interrupted"."""
+    """A batch time limit (SIGTERM) mid-run: exit status 130, manifest "interrupted"."""
     folder = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(repo / "run_sim.py"), "run",
                              str(repo / "configs" / "quick.yaml"), "--output-dir", str(folder),
@@ -127,7 +181,7 @@ def test_sigterm_leaves_an_interrupted_manifest(repo, tmp_path):
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 1
+    assert proc.wait(timeout=120) == 130
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "interrupted" and "SIGTERM" in manifest["error"]
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# runs simulations: make test-fast leaves these out
+pytestmark = pytest.mark.slow
+
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 OUTPUT_KEYS = ("mean_x [-]", "surface_x_mean [-]", "surface_x_min [-]",
                "peak_max_gb_normal_traction [Pa]", "peak_max_principal_stress_grains [Pa]")
@@ -107,7 +110,8 @@ def test_generated_slurm_script_runs_locally(repo, tmp_path):
     sweep = _sweep_file(repo, tmp_path, "slurm")
     script = tmp_path / "job.sh"
     gen = _run([sys.executable, str(repo / "run_sim.py"), "sweep", str(sweep), "--slurm",
-                str(script), "--ntasks", "2", "--ranks-per-case", "1", "--only", "0", "1"], tmp_path)
+                str(script), "--ntasks", "2", "--ranks-per-case", "1", "--only", "0", "1"],
+               tmp_path)
     assert gen.returncode == 0, gen.stderr
     text = script.read_text()
     assert "#SBATCH --ntasks=2" in text and "--ranks-per-case 1" in text

@@ -6,8 +6,8 @@ import pytest
 
 from nmcfem import NmcfemError
 from nmcfem import sweep as sw
-from nmcfem.errors import ConfigError
 from nmcfem.atomic import atomic_write_json
+from nmcfem.errors import ConfigError
 from nmcfem.outputs import MANIFEST
 
 
@@ -45,13 +45,16 @@ directory: {tmp_path}/out
 
 
 @pytest.mark.parametrize("body,words", [
-    ("base: base.yaml\ngird:\n  loading.c_rate: [1]\n", ["unknown key 'gird'", "did you mean 'grid'"]),
+    ("base: base.yaml\ngird:\n  loading.c_rate: [1]\n",
+     ["unknown key 'gird'", "did you mean 'grid'"]),
     ("base: base.yaml\ngrid:\n  loading.c_rat: [1, 2]\n", ["case 0", "loading.c_rat", "c_rate"]),
     ("base: base.yaml\ngrid:\n  geometry.radius: [5.0e-6, -1.0]\n", ["case 1", "geometry.radius"]),
-    ("base: base.yaml\nzip:\n  loading.c_rate: [1, 2]\n  loading.x_end: [0.5]\n", ["equal lengths"]),
+    ("base: base.yaml\nzip:\n  loading.c_rate: [1, 2]\n  loading.x_end: [0.5]\n",
+     ["equal lengths"]),
     ("base: base.yaml\ngrid:\n  loading.c_rate: 2\n", ["non-empty list"]),
     ("base: missing.yaml\n", ["missing.yaml' not found"]),
-    ("base: base.yaml\ncases:\n  - {loading.c_rate: 1}\n  - {loading.c_rate: 1.0}\n", ["repeats case 0"]),
+    ("base: base.yaml\ncases:\n  - {loading.c_rate: 1}\n  - {loading.c_rate: 1.0}\n",
+     ["repeats case 0"]),
 ])
 def test_bad_sweeps_are_rejected_before_anything_runs(tmp_path, body, words):
     path = _write(tmp_path, body)

@@ -6,11 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nmcfem.errors import AnalysisError
-from nmcfem.analysis.ratio import (calibrate, optical_density, particle_mask, tey_ratio,
-                                   tey_ratio_uncertainty)
+from nmcfem.analysis.ratio import (
+    calibrate,
+    optical_density,
+    particle_mask,
+    tey_ratio,
+    tey_ratio_uncertainty,
+)
 from nmcfem.analysis.readers import Frame
 from nmcfem.analysis.registration import apply_shift, find_shift
+from nmcfem.errors import AnalysisError
 
 
 @dataclass

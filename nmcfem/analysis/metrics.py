@@ -25,7 +25,8 @@ def compare(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dic
     if len(x) < 3:
         raise AnalysisError(f"metrics: only {len(x)} jointly valid pixels; the maps do not overlap")
     return {"pearson": float(stats.pearsonr(x, y)[0]) if np.ptp(x) and np.ptp(y) else float("nan"),
-            "spearman": float(stats.spearmanr(x, y)[0]) if np.ptp(x) and np.ptp(y) else float("nan"),
+            "spearman": (float(stats.spearmanr(x, y)[0]) if np.ptp(x) and np.ptp(y)
+                         else float("nan")),
             "wasserstein": float(stats.wasserstein_distance(x, y)),
             "mean_difference": float(np.mean(x - y)), "n_pixels": int(len(x))}
 

@@ -97,7 +97,8 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
             snap.facet_damage, snap.radius, settings.cone_angles)
         result["cone_correlation_simulated"] = cone_sim
     else:
-        result["cone_correlation_simulated"] = "no interface damage in this run: nothing to correlate"
+        result["cone_correlation_simulated"] = ("no interface damage in this run: nothing to "
+                                                "correlate")
 
     files: list[str] = []
     maps = {"simulated": sim}
@@ -149,5 +150,6 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
     result["figures"] = files
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "simulated_valence_map.npy", sim)
-    atomic_write_json(out / "metrics.json", result)  # last: its presence means the analysis finished
+    # last: its presence means the analysis finished
+    atomic_write_json(out / "metrics.json", result)
     return result

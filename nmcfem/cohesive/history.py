@@ -52,7 +52,8 @@ class InterfaceHistory:
         n = len(self.kappa)
         self.trial = {"delta": self.delta.copy(), "traction": self.traction.copy(),
                       "tangent": np.zeros((n, 3, 3)), "secant": np.zeros((n, 3, 3)),
-                      "kappa": self.kappa.copy(), "damage": self.damage.copy()}
+                      "kappa": self.kappa.copy(), "damage": self.damage.copy(),
+                      "energy": np.zeros(n)}
 
     def state(self) -> dict[str, np.ndarray]:
         """Committed history as arrays (identical on every rank), for checkpoints."""

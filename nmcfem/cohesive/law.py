@@ -41,6 +41,8 @@ E_NUMBER = np.e
 #: fraction of the toughness dissipated from which an interface point counts as fully cracked
 #: (an energy measure, the same for both laws; the exponential law's damage only approaches 1)
 FULLY_CRACKED = 0.99
+#: openings below this many peak openings count as near contact for the secant stiffness
+CONTACT_GUARD = 1.0
 
 
 @dataclass(frozen=True)
@@ -165,8 +167,7 @@ def damage_of(law: CohesiveLaw, kappa: np.ndarray, shear_share: np.ndarray | Non
 
 
 def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
-             damage_old: np.ndarray | None = None, dt: float = 0.0,
-             secant: bool = False) -> dict[str, np.ndarray]:
+             damage_old: np.ndarray | None = None, dt: float = 0.0) -> dict[str, np.ndarray]:
     """Traction (Pa), consistent tangent (Pa/m) and trial history of openings ``delta``.
 
     Parameters
@@ -176,12 +177,12 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
     kappa_old: (k,) committed history (largest effective opening so far), m.
     damage_old: (k,) committed (regularised) damage, needed when law.viscosity > 0.
     dt: time step in s (viscous regularisation).
-    secant: return the secant stiffness as the tangent (positive definite; for Newton
-        iterations that cycle between loading and unloading at the history kink).
 
-    Returns traction (k,3), tangent (k,3,3), the secant stiffness (k,3,3; positive definite),
-    kappa (k,) and damage (k,) of this trial state; commit ``kappa`` and ``damage`` only after
-    the step converged.
+    Returns traction (k,3), tangent (k,3,3), the secant stiffness (k,3,3; positive definite:
+    the tangent at frozen damage), kappa (k,) and damage (k,) of this trial state, and its
+    energy per unit area (J/m^2): the stored energy plus the dissipation D(kappa), whose
+    derivative in the openings is the traction (the step's energy, rate-independent laws);
+    commit ``kappa`` and ``damage`` only after the step converged.
     """
     delta = np.atleast_2d(np.asarray(delta, dtype=float))
     de, share, dn, dm = _effective(law, delta)
@@ -207,7 +208,13 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
     tangent[:, 0, 0] = stiff * dm + contact * (1.0 - dm)
     tangent[:, 1, 1] = tangent[:, 2, 2] = stiff * beta2
     secant_tangent = tangent.copy()
-    grow = loading & (dd > 0) & (de > 0) & (not secant)
+    # a damaged face just open is given the contact stiffness in the alternate minimisation's
+    # matrix (not in the tractions): its soft secant would let the next iterate close it deep
+    # into the contact penalty
+    near = delta[:, 0] < CONTACT_GUARD * peak_opening(law)
+    secant_tangent[:, 0, 0] = np.where(near, np.maximum(secant_tangent[:, 0, 0], contact),
+                                       secant_tangent[:, 0, 0])
+    grow = loading & (dd > 0) & (de > 0)
     if np.any(grow):
         dir_t = np.zeros_like(delta)  # d(traction)/d(d) = -K0 (<dn>, beta^2 dt)
         dir_t[:, 0] = dn
@@ -217,8 +224,9 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
         g = np.divide(g, de[:, None], out=np.zeros_like(g), where=de[:, None] > 0)
         corr = -(k0 * dd)[:, None, None] * np.einsum("ki,kj->kij", dir_t, g)
         tangent[grow] += corr[grow]
+    energy = 0.5 * np.einsum("ki,ki->k", traction, delta) + dissipated_energy(law, kappa)
     return {"traction": traction, "tangent": tangent, "secant": secant_tangent, "kappa": kappa,
-            "damage": d}
+            "damage": d, "energy": energy}
 
 
 def dissipated_energy(law: CohesiveLaw, kappa: np.ndarray) -> np.ndarray:
@@ -236,4 +244,5 @@ def dissipated_energy(law: CohesiveLaw, kappa: np.ndarray) -> np.ndarray:
     soft_work = tn / (df - d0) * (df * (k - d0) - 0.5 * (k ** 2 - d0 ** 2))
     work = np.where(k > d0, 0.5 * tn * d0 + soft_work, 0.5 * law.initial_stiffness * k ** 2)
     t_k = np.where(k > d0, tn * (df - k) / (df - d0), law.initial_stiffness * k)
-    return np.where(kappa >= df, 0.5 * tn * df, work - 0.5 * t_k * k)
+    # the elastic range dissipates nothing (the difference below is round-off there)
+    return np.where(kappa >= df, 0.5 * tn * df, np.where(k > d0, work - 0.5 * t_k * k, 0.0))

@@ -85,6 +85,13 @@ class ParticleCracks:
         out["reacting_crack_area [m^2]"] = self.transport.exposed_area
         return out
 
+    def energies(self) -> dict[str, float]:
+        """Stored energy and dissipation D(kappa) of the interfaces (J; same on every rank)."""
+        h, w = self.history, self.interfaces.weight
+        return {"interface_stored_energy [J]":
+                float(np.sum(0.5 * np.einsum("ki,ki->k", h.traction, h.delta) * w)),
+                "dissipated_energy [J]": float(np.sum(self.interfaces.point_dissipation() * w))}
+
     def gb_normal_tractions(self) -> np.ndarray | None:
         """Normal tractions (Pa) at the grain-boundary points, or None where grain boundaries
         are not cohesive (bonded: the bulk stress gives them)."""

@@ -1,11 +1,42 @@
-"""The equilibrium of a cut body with cohesive interfaces at a given load: Newton (PETSc SNES)
-on K u + F_cohesive(u) = b."""
+"""The equilibrium of a cut body with cohesive interfaces at a given load, with the
+irreversible damage update solved inside the step.
+
+At the step's load b (the chemical strain of the step's Li field) the solver finds u with
+
+    K u + f(u; kappa(u)) = b,     kappa(u) = max(kappa_old, delta_e(u))  at every point,
+
+K the bulk stiffness and f the interface forces of the traction-separation law with the history
+kappa. F(u) = K u + f - b is the gradient of the step's energy
+
+    E(u) = 1/2 u.K.u - b.u + sum_points w [stored(delta, kappa(u)) + D(kappa(u))],
+
+continuously differentiable because the dissipation D grows exactly as fast as the stored
+energy falls where a point loads. Every iteration lowers E:
+
+- Newton's direction on the consistent tangent, with a backtracking (Armijo) line search on E,
+  where it is a descent direction and the line search succeeds: quadratic convergence once the
+  set of loading points has settled;
+- otherwise a quasi-Newton (L-BFGS) step on E preconditioned by the secant stiffness, which is
+  symmetric positive definite. Without memory this step is alternate minimisation: a linear
+  solve at frozen damage, then the damage update (Farrell & Maurini, Int. J. Numer. Meth. Eng.
+  109, 648 (2017)). It always descends, so an unstable crack advance (a snap) is followed to the
+  equilibrium it ends in, inside the step. Along a snap the iterates creep in one direction:
+  its step length doubles while E keeps falling (over-relaxation), and halves where E rises (a
+  crack face pushed into contact).
+
+The linear solves reuse one preconditioner while it serves: a direct factorisation (or an AMG
+hierarchy) of the matrix of an earlier iteration or step preconditions GMRES on the current
+matrix, and is rebuilt only when GMRES needs more than ``krylov_limit`` iterations. Between
+cracking steps the matrix does not change and one factorisation serves every step.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
+from mpi4py import MPI
 from petsc4py import PETSc
 
 import dolfinx
@@ -13,230 +44,325 @@ import dolfinx
 from nmcfem.cohesive.assembly import add_pattern
 from nmcfem.cohesive.interfaces import CohesiveInterfaces
 from nmcfem.errors import SolverError
-from nmcfem.solvers import owned_rows, prefixed_options, reason_name
+from nmcfem.solvers import owned_rows, prefixed_options, reason_name, rigid_mode_pins
+
+#: doublings (and halvings) of the quasi-Newton step that its line search tries at most
+STEP_LENGTH_TRIALS = 8
+#: bounds of the linear solves' relative tolerance (the forcing term of inexact Newton)
+ETA_MAX, ETA_MIN = 0.1, 1e-10
+#: Armijo's sufficient-decrease factor of the Newton line search
+ARMIJO = 1e-4
+#: step halvings the Newton line search tries before the iteration takes a quasi-Newton step
+NEWTON_HALVINGS = 5
+#: a Newton step that divides the residual by at least this factor is taken whatever the
+#: energy says (close to the solution energy differences are round-off)
+NEWTON_DECREASE = 0.5
+#: after a Newton step failed, Newton is tried again once the residual has fallen below this
+#: fraction of where it failed, or after NEWTON_WAIT quasi-Newton steps (measured on the quick
+#: cracking particle to x = 0.5: waiting 2 steps halved the iterations of waiting for the
+#: residual alone, 4 and 8 did not do better)
+NEWTON_RETRY = 0.5
+NEWTON_WAIT = 2
 
 
-#: first Krylov tolerance of a Newton solve (Eisenstat-Walker) in a step after one that grew
-#: the damage: measured on the default particle, 1e-2 instead of 1e-6 cuts the Krylov
-#: iterations of cracking steps from about 70 to 45 at the same Newton count
-GROWING_CRACK_RTOL0 = 1e-2
-#: a Newton attempt whose residual fell by less than 1/STALL_FACTOR over the last STALL_WINDOW
-#: iterations is stopped: where interface points switch between loading and unloading (the
-#: kink of the damage history) the residual of the default particle sat at one value for 20
-#: iterations, or crept down by 5-10 % per iteration, and the step's three attempts cost
-#: 20-25 s where a converging step costs 0.5 s (measured); the time loop then cuts the step,
-#: and the shorter step converges
-STALL_WINDOW = 6
-STALL_FACTOR = 0.5
+class ReusedPreconditioner:
+    """Krylov solves with the current matrix A, preconditioned by a factorisation (or AMG
+    hierarchy) of P, the matrix of an earlier solve; P is refreshed from A, and its
+    preconditioner rebuilt, only when a solve needs more than ``krylov_limit`` iterations or
+    fails.
+
+    Parameters
+    ----------
+    A: the operator (its values change between solves, its pattern does not).
+    options: PETSc options of the KSP and its PC (no prefix).
+    krylov_limit: Krylov iterations above which P is refreshed.
+    """
+
+    def __init__(self, A: PETSc.Mat, options: dict, krylov_limit: int):
+        self.A, self.krylov_limit = A, krylov_limit
+        self.P = A.duplicate(copy=True)
+        self.ksp = PETSc.KSP().create(A.getComm())
+        self.ksp.setOptionsPrefix(prefixed_options(self, "cracking", options))
+        self.ksp.setOperators(A, self.P)
+        self.ksp.setFromOptions()
+        self.fresh = False  # whether P equals the current A
+        self.stale = False  # whether the next solve must rebuild the preconditioner first
+        self.setups = 0  # preconditioner set-ups (factorisations) so far
+        # s: solves that built the preconditioner (with their one Krylov iteration), and the rest
+        self.timings = {"factorisations": 0.0, "Krylov iterations": 0.0}
+
+    def refresh(self) -> None:
+        """Copy A into P: the next solve rebuilds the preconditioner."""
+        self.A.copy(self.P, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        self.fresh = True
+        self.setups += 1
+
+    def solve(self, b: PETSc.Vec, x: PETSc.Vec, rtol: float) -> int:
+        """Solve A x = b to the relative tolerance rtol from x = 0; return the Krylov
+        iterations (summed over a retry with a refreshed preconditioner)."""
+        if not self.setups or self.stale:
+            self.refresh()  # the first solve builds the preconditioner of the assembled A
+            self.stale = False
+        its = 0
+        for attempt in range(2):
+            x.set(0.0)
+            self.ksp.setTolerances(rtol=rtol)
+            t0 = time.perf_counter()
+            self.ksp.solve(b, x)
+            self.timings["factorisations" if self.fresh else "Krylov iterations"] += \
+                time.perf_counter() - t0
+            its += self.ksp.getIterationNumber()
+            reason = self.ksp.getConvergedReason()
+            if reason > 0 and (self.fresh or self.ksp.getIterationNumber() <= self.krylov_limit):
+                break
+            if self.fresh or attempt:
+                if reason < 0:
+                    raise SolverError(
+                        f"cracking step: linear solve did not converge ({reason_name(reason)}, "
+                        f"{its} iterations) even with a fresh preconditioner; try "
+                        f"solver.linear: direct")
+                break
+            self.refresh()
+        self.fresh = False
+        return its
+
+    def destroy(self) -> None:
+        """Free the PETSc objects."""
+        self.ksp.destroy()
+        self.P.destroy()
 
 
 class CohesiveEquilibrium:
-    """Newton solver (PETSc SNES) for K u + F_cohesive(u) = b on a cut mesh.
-
-    The bulk stiffness K is constant; the Jacobian K + K_cohesive(u) keeps one sparsity
-    pattern (the bulk pattern plus the interface pairs), so each Newton iteration only copies
-    K and adds the interface tangent. The preconditioner is built from K plus the interfaces'
-    secant stiffness, which stays positive definite where the consistent tangent of softening
-    points is not (so smoothed-aggregation AMG and its Chebyshev smoothers apply); a Krylov
-    method (GMRES) solves with the consistent Jacobian. The preconditioner is built from the
-    committed state and kept for all Newton iterations of a step, and for the following steps
-    until the committed damage changes: before the first crack the problem is linear and one
-    AMG setup serves the whole elastic stage.
+    """Equilibrium with the irreversible interface history at a given load (see the module).
 
     Parameters
     ----------
     K: assembled bulk stiffness (N/m).
     interfaces: the cohesive elements.
-    options: PETSc options of the SNES and its KSP/PC (no prefix), e.g. the config's
-        ``solver.nonlinear``.
+    settings: the iteration's settings (``solver.interface``): rtol, atol (N), max_iterations,
+        memory, newton, krylov_limit.
+    linear_options: PETSc options of the linear solves (KSP and PC, no prefix).
     bcs: Dirichlet conditions (their DOFs keep the values in u), or [].
     nullspace: rigid-body null space of a free body, removed from the solution, or None.
-    direct_options: PETSc options of a KSP with a direct factorisation of the consistent
-        tangent, tried with exact Newton when the iterative linear solves fail (grains held
-        only by the residual stiffness of broken interfaces defeat the AMG), or None.
     """
 
-    def __init__(self, K: PETSc.Mat, interfaces: CohesiveInterfaces, options: dict,
-                 bcs: list | None = None, nullspace: PETSc.NullSpace | None = None,
-                 direct_options: dict | None = None):
-        self.K, self.interfaces = K, interfaces
+    def __init__(self, K: PETSc.Mat, interfaces: CohesiveInterfaces, settings: Any,
+                 linear_options: dict, bcs: list | None = None,
+                 nullspace: PETSc.NullSpace | None = None):
+        self.K, self.interfaces, self.settings = K, interfaces, settings
         self.comm = interfaces.comm
-        self.bc_rows = owned_rows(bcs or [], interfaces.W)
         self.nullspace = nullspace
+        # a free body is held by a 3-2-1 support during the iteration: its matrices are then
+        # regular, and the rigid motion is removed from the solution at the end
+        pins = rigid_mode_pins(interfaces.W) if nullspace is not None else []
+        self.bc_rows = np.union1d(owned_rows(bcs or [], interfaces.W), pins).astype(PETSc.IntType)
+        self.constrained = self.comm.allreduce(len(self.bc_rows), op=MPI.SUM) > 0
         interfaces.evaluate(K.createVecRight())
-        self.J = add_pattern(K, interfaces.tangent_matrix())
-        self.P = self.J.duplicate(copy=False)
-        if nullspace is not None:
-            for A in (self.J, self.P):
-                A.setNullSpace(nullspace)
-                A.setNearNullSpace(nullspace)
+        self.A = add_pattern(K, interfaces.tangent_matrix(secant=True))
+        self.linear = ReusedPreconditioner(self.A, linear_options, settings.krylov_limit)
         self.b = K.createVecLeft()
         self.F = K.createVecLeft()
+        self.dx = K.createVecLeft()
         self.dt = 0.0
-        self.snes = PETSc.SNES().create(self.comm)
-        self.snes.setOptionsPrefix(prefixed_options(self, "cohesive", options))
-        self.snes.setFunction(self._residual, self.F)
-        self.snes.setJacobian(self._jacobian, self.J, self.P)
-        self.snes.setFromOptions()
-        self.rtol, self.atol, self.stol, self.max_it = self.snes.getTolerances()[:4]
-        self._fnorms: list[float] = []
-        self._step_atol = self.atol  # absolute tolerance of the current step (N)
-        self.snes.setConvergenceTest(self._converged)
-        self.direct_ksp = None
-        if direct_options:
-            self.direct_ksp = PETSc.KSP().create(self.comm)
-            self.direct_ksp.setOptionsPrefix(prefixed_options(self, "cohesive_direct",
-                                                              direct_options))
-            self.direct_ksp.setFromOptions()
-        self._direct = False
-        self._pc_damage: np.ndarray | None = None  # committed damage the AMG was built at
-        self._build_pc = False
-        self.ew_rtol0 = self.snes.getParamsEW()["rtol_0"] if self.snes.getUseEW() else None
-        self.ksp_rtol = self.snes.getKSP().getTolerances()[0]
+        self.timings = {"interface evaluation": 0.0}  # s, besides the linear solves
 
-    def _residual(self, snes, x: PETSc.Vec, F: PETSc.Vec) -> None:
-        self.K.mult(x, F)
-        F.axpy(-1.0, self.b)
-        self.interfaces.add_residual(x, F, self.dt)
-        F.assemble()
-        if len(self.bc_rows):
-            F.setValues(self.bc_rows, np.zeros(len(self.bc_rows)))
-            F.assemble()
+    # --- pieces of an iteration ------------------------------------------------------------
 
-    def _converged(self, snes, its: int, norms: tuple[float, float, float]) -> int:
-        """PETSc's default tests (absolute, relative to the first residual, step, iteration
-        count, NaN) plus the stall test of STALL_WINDOW / STALL_FACTOR."""
-        xnorm, ynorm, fnorm = norms
-        reasons = PETSc.SNES.ConvergedReason
-        if its == 0:
-            self._fnorms = []
-        self._fnorms.append(fnorm)
-        if not np.isfinite(fnorm):
-            return reasons.DIVERGED_FUNCTION_NANORINF
-        if fnorm <= self._step_atol:
-            return reasons.CONVERGED_FNORM_ABS
-        if its > 0 and fnorm <= self.rtol * self._fnorms[0]:
-            return reasons.CONVERGED_FNORM_RELATIVE
-        if its > 0 and ynorm <= self.stol * xnorm:
-            return reasons.CONVERGED_SNORM_RELATIVE
-        if its >= self.max_it:
-            return reasons.DIVERGED_MAX_IT
-        if its >= STALL_WINDOW and fnorm > STALL_FACTOR * self._fnorms[its - STALL_WINDOW]:
-            return reasons.DIVERGED_LOCAL_MIN
-        return reasons.CONVERGED_ITERATING
+    def residual(self, x: PETSc.Vec) -> tuple[float, float]:
+        """F(x) into self.F (evaluating the interfaces at x); return |F| (N) and E(x) (J)."""
+        t0 = time.perf_counter()
+        try:
+            return self._residual(x)
+        finally:
+            self.timings["interface evaluation"] += time.perf_counter() - t0
 
-    def _jacobian(self, snes, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat) -> None:
-        self.interfaces.evaluate(x, self.dt)
+    def _residual(self, x: PETSc.Vec) -> tuple[float, float]:
+        self.K.mult(x, self.F)
+        energy = 0.5 * self.F.dot(x) - self.b.dot(x)
+        self.F.axpy(-1.0, self.b)
+        energy += self.interfaces.add_residual(x, self.F, self.dt)
+        self.F.assemble()
+        if self.constrained:  # collective: every rank takes part, with or without rows
+            self.F.setValues(self.bc_rows, np.zeros(len(self.bc_rows)))
+            self.F.assemble()
+        return self.F.norm(), energy
+
+    def _assemble(self, secant: bool) -> None:
+        """A = K + the interface stiffness of the last evaluation (secant, or consistent)."""
         subset = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
-        targets = [(self.J, self.interfaces.secant)]
-        if self._direct:  # the factorisation is of the Jacobian itself
-            targets.append((self.P, self.interfaces.secant))
-        elif self._build_pc:  # the first Jacobian of a step whose preconditioner is rebuilt
-            targets.append((self.P, True))
-            self._build_pc = False
-        for A, secant in targets:
-            self.K.copy(A, structure=subset)
-            A.axpy(1.0, self.interfaces.tangent_matrix(secant), structure=subset)
-            if len(self.bc_rows):
-                A.zeroRowsColumns(self.bc_rows, 1.0)
+        self.K.copy(self.A, structure=subset)
+        self.A.axpy(1.0, self.interfaces.tangent_matrix(secant=secant), structure=subset)
+        if self.constrained:  # collective: every rank takes part, with or without rows
+            self.A.zeroRowsColumns(self.bc_rows, 1.0)
+
+    def _newton_direction(self, rtol: float) -> int:
+        """dx = -J^{-1} F on the consistent tangent J; returns Krylov iterations."""
+        self._assemble(secant=False)
+        self.F.scale(-1.0)
+        its = self.linear.solve(self.F, self.dx, rtol)
+        self.F.scale(-1.0)
+        return its
+
+    def _quasi_newton_direction(self, memory: list, rtol: float) -> int:
+        """dx = -H F with the L-BFGS inverse Hessian of the pairs (s, y, 1/s.y) in ``memory``,
+        whose initial H is the inverse secant stiffness at the current iterate (no pairs:
+        the alternate-minimisation step); returns Krylov iterations."""
+        q = self.F.copy()
+        alphas = []
+        for s, y, rho in reversed(memory):
+            alphas.append(rho * s.dot(q))
+            q.axpy(-alphas[-1], y)
+        self._assemble(secant=True)
+        its = self.linear.solve(q, self.dx, rtol)
+        for (s, y, rho), a in zip(memory, reversed(alphas)):
+            self.dx.axpy(a - rho * y.dot(self.dx), s)
+        self.dx.scale(-1.0)
+        q.destroy()
+        return its
+
+    @staticmethod
+    def _forcing(eta: float, fnorm: float, previous: float | None) -> float:
+        """Relative tolerance of the next linear solve (Eisenstat & Walker, SIAM J. Sci.
+        Comput. 17, 16 (1996), choice 2 with gamma 0.9, alpha 2, safeguarded): loose while the
+        residual falls slowly, tight where Newton converges quadratically. A loose solve with
+        a reused factorisation takes a few Krylov iterations; an exact one would need a new
+        factorisation at every iteration."""
+        if previous is None:
+            return ETA_MAX
+        new = 0.9 * (fnorm / previous) ** 2
+        if 0.9 * eta ** 2 > 0.1:
+            new = max(new, 0.9 * eta ** 2)
+        return float(np.clip(new, ETA_MIN, ETA_MAX))
+
+    def _newton_line_search(self, x: PETSc.Vec, fnorm: float, energy: float
+                            ) -> tuple[float, float] | None:
+        """Move x along dx where that lowers E enough (Armijo, backtracking by halves) or the
+        residual by NEWTON_DECREASE; return the new |F| and E, or None (x unchanged) where dx is
+        no descent direction or no step length helps."""
+        slope = self.F.dot(self.dx)
+        if slope >= 0:
+            return None
+        start = x.copy()
+        alpha = 1.0
+        try:
+            for _ in range(NEWTON_HALVINGS + 1):
+                start.copy(x)
+                x.axpy(alpha, self.dx)
+                new, new_energy = self.residual(x)
+                if new_energy <= energy + ARMIJO * alpha * slope or new < NEWTON_DECREASE * fnorm:
+                    return new, new_energy
+                alpha *= 0.5
+            start.copy(x)
+            return None
+        finally:
+            start.destroy()
+
+    def _step_length_search(self, x: PETSc.Vec, energy: float) -> tuple[float, float]:
+        """Move x along the descent direction dx by the step length that lowers E: from 1,
+        doubled while E keeps falling, or halved until it falls; return the new |F| and E."""
+        start = x.copy()
+
+        def trial(alpha: float) -> float:
+            start.copy(x)
+            x.axpy(alpha, self.dx)
+            return self.residual(x)[1]
+
+        best, best_energy = 1.0, trial(1.0)
+        factor = 2.0 if best_energy < energy else 0.5
+        alpha = best * factor
+        for _ in range(STEP_LENGTH_TRIALS):
+            e = trial(alpha)
+            if factor > 1 and e >= best_energy:
+                break
+            best, best_energy = alpha, e
+            if factor < 1 and e < energy:
+                break
+            alpha *= factor
+        start.copy(x)
+        x.axpy(best, self.dx)
+        start.destroy()
+        return self.residual(x)
+
+    # --- the step --------------------------------------------------------------------------
 
     def solve(self, b: PETSc.Vec, u: dolfinx.fem.Function, dt: float = 0.0) -> dict[str, Any]:
         """Solve for u (m) under the bulk load b (N); u holds the start and Dirichlet values.
 
-        The residual tolerance is max(snes_atol, snes_rtol * |b|, snes_rtol * |F(u_start)|), so
-        a step with a small load change is not solved to round-off. Returns Newton and Krylov
-        iterations and the SNES reason; raises ``SolverError`` when Newton fails.
-        """
+        Converged when |F| <= max(atol, rtol max(|b|, |F(start)|)). Returns the iterations,
+        the Newton steps among them, Krylov iterations and preconditioner set-ups; raises
+        SolverError (u back at its start) when the iteration budget is spent."""
+        s = self.settings
         b.copy(self.b)
         self.dt = dt
         x = u.x.petsc_vec
-        self._step_atol = max(self.atol, self.rtol * b.norm())  # for the convergence test
-        start = x.copy()
-        its = lits = 0
-        # Newton with the consistent tangent; where it cycles between loading and unloading
-        # at the history kink, again from the start with the secant stiffness
-        line_search = self.snes.getLineSearch()
-        kind = line_search.getType()
-        damage = self.interfaces.history.damage
-        self._build_pc = self._pc_damage is None or not np.array_equal(damage, self._pc_damage)
-        if self.ew_rtol0 is not None:
-            # while cracks grow Newton needs several iterations whatever the first solve's
-            # accuracy; in the elastic stage one accurate solve is the whole step
-            growing = self.interfaces.history.last_step_grew
-            self.snes.setParamsEW(rtol_0=max(self.ew_rtol0, GROWING_CRACK_RTOL0) if growing
-                                  else self.ew_rtol0)
-        if self._build_pc:
-            self._pc_damage = damage.copy()
-        # P is assembled at most once per step; PETSc skips the setup of an unchanged P.
-        # Attempts from the same start: inexact Newton; Newton with exact linear solves (an
-        # inexact direction can stall the line search at a kink of the damage history, and
-        # exact Newton from that stalled point stalls too: measured); the secant fixed-point
-        # iteration
-        inexact = self.ew_rtol0 is not None
-        linear_failed = False
-        attempts = [(False, True)] * inexact + [(False, False), (True, False)]
-        for n, (secant, ew) in enumerate(attempts):
-            if n:
-                start.copy(x)
-            if secant:
-                # the secant is no derivative: a fixed-point iteration takes full steps
-                line_search.setType(PETSc.SNESLineSearch.Type.BASIC)
-            self.snes.setUseEW(ew)
-            if not ew:  # Eisenstat-Walker leaves its last tolerance in the KSP
-                self.snes.getKSP().setTolerances(rtol=self.ksp_rtol)
-            self.interfaces.secant = secant
-            self.snes.solve(None, x)
-            reason = self.snes.getConvergedReason()
-            its += self.snes.getIterationNumber()
-            lits += self.snes.getLinearSolveIterations()
-            if reason > 0:
-                break
-            linear_failed = linear_failed or \
-                reason == PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE
-        self.interfaces.secant = False
-        line_search.setType(kind)
-        if reason < 0 and linear_failed and self.direct_ksp is not None:
-            start.copy(x)
-            reason, n_its, n_lits = self._solve_direct(x)
-            its, lits = its + n_its, lits + n_lits
-        self.snes.setUseEW(inexact)
-        start.destroy()
-        if reason < 0:
-            name = reason_name(reason, PETSc.SNES.ConvergedReason)
-            if reason == PETSc.SNES.ConvergedReason.DIVERGED_LOCAL_MIN:
-                name = (f"stalled (residual down by less than {1 / STALL_FACTOR:g}x in "
-                        f"{STALL_WINDOW} iterations)")
-            raise SolverError(f"cohesive Newton solve did not converge: {name} after {its} "
-                              f"iterations (residual {self.snes.getFunctionNorm():.3e} N); the "
-                              f"step is cut (solver.nonlinear sets the SNES/KSP options)")
+        x0 = x.copy()
+        if self.interfaces.history.last_step_grew:
+            # the damage changed since the preconditioner was built: one factorisation of this
+            # step's first matrix serves its Newton iterations (measured on the default particle
+            # with grain-boundary cracks: a tenth less time than reusing it across steps)
+            self.linear.stale = True
+        fnorm, energy = self.residual(x)
+        # the load of the step: the bulk load, or (displacement control) the first residual
+        tol = max(s.atol, s.rtol * max(b.norm(), fnorm))
+        its = newton_its = lits = 0
+        setups = self.linear.setups
+        memory: list = []
+        retry_below, wait = np.inf, 0
+        eta, history = ETA_MAX, []
+        try:
+            while fnorm > tol:
+                if its >= s.max_iterations:
+                    x0.copy(x)
+                    raise SolverError(
+                        f"cracking step did not converge in solver.interface.max_iterations = "
+                        f"{s.max_iterations} iterations (residual {fnorm:.3e} N, tolerance "
+                        f"{tol:.3e} N); the step is cut")
+                its += 1
+                wait -= 1
+                rtol = eta = self._forcing(eta, fnorm, history[-1] if history else None)
+                history.append(fnorm)
+                if s.newton and (fnorm < retry_below or wait <= 0):
+                    lits += self._newton_direction(rtol)
+                    step = self._newton_line_search(x, fnorm, energy)
+                    if step is not None:
+                        fnorm, energy = step
+                        newton_its += 1
+                        continue
+                    retry_below, wait = NEWTON_RETRY * fnorm, NEWTON_WAIT
+                    fnorm, energy = self.residual(x)  # F and the interfaces back at x
+                lits += self._quasi_newton_direction(memory, rtol)
+                g_old, x_old = self.F.copy(), x.copy()
+                fnorm, energy = self._step_length_search(x, energy)
+                self._remember(memory, x, x_old, g_old)
+        finally:
+            x0.destroy()
+            for s_, y_, _ in memory:
+                s_.destroy()
+                y_.destroy()
         if self.nullspace is not None:
             self.nullspace.remove(x)
         u.x.scatter_forward()
-        # the history of the converged state (the last Jacobian may predate the last update)
         self.interfaces.evaluate(x, dt)
-        return {"newton_its": its, "krylov_its": lits, "snes_reason": reason_name(reason, PETSc.SNES.ConvergedReason)}
+        return {"interface_its": its, "newton_its": newton_its, "krylov_its": lits,
+                "pc_setups": self.linear.setups - setups}
 
-    def _solve_direct(self, x: PETSc.Vec) -> tuple[int, int, int]:
-        """Exact Newton from x with the direct KSP; returns (reason, Newton its, Krylov its)."""
-        iterative = self.snes.getKSP()
-        self._direct = True
-        self.snes.setUseEW(False)
-        self.snes.setKSP(self.direct_ksp)
-        try:
-            self.snes.solve(None, x)
-        finally:
-            self.snes.setKSP(iterative)
-            self._direct = False
-            self._pc_damage = None  # P holds a Jacobian now: rebuild the AMG's next step
-        return (self.snes.getConvergedReason(), self.snes.getIterationNumber(),
-                self.snes.getLinearSolveIterations())
+    def _remember(self, memory: list, x: PETSc.Vec, x_old: PETSc.Vec, g_old: PETSc.Vec) -> None:
+        """Keep the L-BFGS pair of the last step where it has positive curvature (x_old and
+        g_old become the pair's vectors)."""
+        x_old.aypx(-1.0, x)  # s = x - x_old
+        g_old.aypx(-1.0, self.F)  # y = F - F_old
+        sy = x_old.dot(g_old)
+        if self.settings.memory and sy > 1e-12 * x_old.norm() * g_old.norm():
+            memory.append((x_old, g_old, 1.0 / sy))
+            if len(memory) > self.settings.memory:
+                for v in memory.pop(0)[:2]:
+                    v.destroy()
+        else:
+            x_old.destroy()
+            g_old.destroy()
 
     def destroy(self) -> None:
         """Free the PETSc objects."""
-        if self.direct_ksp is not None:
-            self.direct_ksp.destroy()
-        self.snes.destroy()
-        self.J.destroy()
-        self.P.destroy()
-        self.b.destroy()
-        self.F.destroy()
+        self.linear.destroy()
+        for obj in (self.A, self.b, self.F, self.dx):
+            obj.destroy()

@@ -14,7 +14,13 @@ from __future__ import annotations
 import numpy as np
 from petsc4py import PETSc
 
-from nmcfem.cohesive.assembly import BLOCKS, add_pattern, coo_values, input_vertex_blocks, pair_matrix
+from nmcfem.cohesive.assembly import (
+    BLOCKS,
+    add_pattern,
+    coo_values,
+    input_vertex_blocks,
+    pair_matrix,
+)
 from nmcfem.cohesive.cutting import InterfaceMesh
 from nmcfem.cohesive.interfaces import CohesiveInterfaces
 

@@ -50,10 +50,10 @@ def stress(e, n, k):
     k: mapping with UFL coefficients ``lam, muT, muL, alpha, beta`` (Pa).
     """
     M = axis_projector(n)
-    I = ufl.Identity(3)
+    eye = ufl.Identity(3)
     tr = ufl.tr(e)
     nen = ufl.inner(n, ufl.dot(e, n))
-    return (k["lam"] * tr * I + 2 * k["muT"] * e + k["alpha"] * (tr * M + nen * I)
+    return (k["lam"] * tr * eye + 2 * k["muT"] * e + k["alpha"] * (tr * M + nen * eye)
             + 2 * (k["muL"] - k["muT"]) * (ufl.dot(e, M) + ufl.dot(M, e)) + k["beta"] * nen * M)
 
 
@@ -65,6 +65,22 @@ def equilibrium_forms(u, v, n, k, eps_ch):
     a = ufl.inner(stress(strain(u), n, k), strain(v)) * ufl.dx
     L = ufl.inner(stress(eps_ch, n, k), strain(v)) * ufl.dx
     return a, L
+
+
+def elastic_energy_density(u, n, k, eps_ch):
+    """Stored elastic energy per volume 1/2 sigma : (eps(u) - eps_ch) (J/m^3)."""
+    e = strain(u) - eps_ch
+    return 0.5 * ufl.inner(stress(e, n, k), e)
+
+
+def chemical_work_increment(u_old, eps_ch_old, u, eps_ch, n, k):
+    """Work per volume done by the chemical strain over a step (J/m^3), trapezoidal in time:
+    -1/2 (sigma_old + sigma) : (eps_ch - eps_ch_old). With equilibrium at both ends of the
+    step it equals the change of the bulk elastic energy plus the (trapezoidal) work done on
+    the interfaces, the balance the time series checks."""
+    s_old = stress(strain(u_old) - eps_ch_old, n, k)
+    s_new = stress(strain(u) - eps_ch, n, k)
+    return -0.5 * ufl.inner(s_old + s_new, eps_ch - eps_ch_old)
 
 
 def von_mises(s):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from nmcfem.analysis import cones, metrics, pipeline, readers, synthetic
-from nmcfem.errors import AnalysisError
 from nmcfem.analysis.measured import ratio_map
 from nmcfem.analysis.ratio import calibrate, particle_mask, tey_ratio_uncertainty
 from nmcfem.atomic import atomic_save_npz
+from nmcfem.errors import AnalysisError
 
 PACKAGE = Path(__file__).resolve().parents[2] / "nmcfem" / "analysis"
 PIXEL = 60e-9
@@ -97,7 +97,8 @@ def test_real_txm_frames(shared_data):
     ref_above = frames["rep01_000351_ref_20161456_ssrl-test-data_08354.0_eV_001of010.xrm"]
     assert (below.energy, above.energy) == (8324.0, 8354.0)
     assert below.meta["energy_source"] == "filename"
-    assert below.image.shape == (1024, 1024) and below.pixel_size == pytest.approx(31.2e-9, rel=1e-3)
+    assert below.image.shape == (1024, 1024)
+    assert below.pixel_size == pytest.approx(31.2e-9, rel=1e-3)
     abs_below = -np.log(np.clip(below.image, 1, None) / np.clip(ref_below.image, 1, None))
     abs_above = -np.log(np.clip(above.image, 1, None) / np.clip(ref_above.image, 1, None))
     jump = abs_above - abs_below

@@ -2,15 +2,14 @@
 
 from mpi4py import MPI
 
+from nmcfem import timeloop
 from nmcfem.config import load_config
 from nmcfem.mesh import load_particle
 from nmcfem.orientations import grain_rotations
 from nmcfem.problem import ChemoMechanicsProblem
-from nmcfem import timeloop
 
-TIGHT = ["solver.diffusion={ksp_type: cg, pc_type: gamg, ksp_rtol: 1.0e-13, ksp_atol: 1.0e-22, ksp_max_it: 2000}",
-         "solver.elasticity={ksp_type: cg, pc_type: gamg, ksp_rtol: 1.0e-12, ksp_atol: 1.0e-17, ksp_max_it: 4000, "
-         "mg_levels_ksp_type: chebyshev, mg_levels_pc_type: sor}"]
+# direct factorisations: the solves are exact, whatever the number of ranks
+TIGHT = ["solver.linear=direct"]
 
 
 def _series(cfg, comm, cache):
@@ -35,7 +34,9 @@ def test_quick_case_is_independent_of_the_number_of_ranks(repo, tmp_path):
     worst, where = 0.0, None
     for step, (a, b) in enumerate(zip(parallel, serial)):
         for key, value in b.items():
-            scale = max(max(abs(r[key]) for r in serial), 1e-300)
+            # the balance residual of a run without cracks is round-off of the chemical work
+            ref_key = "chemical_work [J]" if key == "energy_balance_residual [J]" else key
+            scale = max(max(abs(r[ref_key]) for r in serial), 1e-300)
             if abs(a[key] - value) / scale > worst:
                 worst, where = abs(a[key] - value) / scale, (step, key)
     print(f"largest relative difference over the series: {worst:.2e} at {where}")

@@ -12,9 +12,8 @@ from nmcfem.problem import ChemoMechanicsProblem
 E_ISO, NU_ISO = 175e9, 0.28
 LAM = E_ISO * NU_ISO / ((1 + NU_ISO) * (1 - 2 * NU_ISO))
 MU = E_ISO / (2 * (1 + NU_ISO))
-TIGHT = ["solver.diffusion={ksp_type: cg, pc_type: gamg, ksp_rtol: 1.0e-13, ksp_atol: 1.0e-22, ksp_max_it: 2000}",
-         "solver.elasticity={ksp_type: cg, pc_type: gamg, ksp_rtol: 1.0e-11, ksp_atol: 1.0e-22, ksp_max_it: 4000, "
-         "mg_levels_ksp_type: chebyshev, mg_levels_pc_type: sor}"]
+# direct factorisations: the solves are exact, whatever the number of ranks
+TIGHT = ["solver.linear=direct"]
 
 
 def isotropic_sphere_config(size: float, extra=()):

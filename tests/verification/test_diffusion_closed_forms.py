@@ -2,13 +2,16 @@
 
 import numpy as np
 import pytest
-import ufl
 from mpi4py import MPI
 
 import dolfinx
+import ufl
 
 from .closed_forms import crank_constant_flux, crank_uptake
 from .conftest import advance, isotropic_sphere_config, make_problem, vertex_radii
+
+# runs simulations: make test-fast leaves these out
+pytestmark = pytest.mark.slow
 
 D, R = 7e-15, 5e-6
 T_SCALE = R ** 2 / D  # s
@@ -53,7 +56,8 @@ def test_constant_flux_converges_at_second_order(mesh_cache):
         exact.interpolate(lambda x: crank_constant_flux(np.linalg.norm(x, axis=0), p.t, R, D, j,
                                                         p.transport.c_max))
         err2 = dolfinx.fem.assemble_scalar(dolfinx.fem.form((p.transport.c - exact) ** 2 * ufl.dx))
-        errors.append(np.sqrt(p.comm.allreduce(err2, op=MPI.SUM) / p.transport.volume) / (j * R / D))
+        l2 = np.sqrt(p.comm.allreduce(err2, op=MPI.SUM) / p.transport.volume)
+        errors.append(l2 / (j * R / D))
         n_cells = p.comm.allreduce(p.domain.mesh.topology.index_map(3).size_local, op=MPI.SUM)
         sizes.append((p.transport.volume / n_cells) ** (1 / 3))
     orders = np.diff(np.log(errors)) / np.diff(np.log(sizes))

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Cost of cohesive cracking as whole runs: the same config with cracks off and on, side by
+side in one invocation, with where the time goes.
+
+Cases (``--cases``, default all):
+
+- ``quick``: configs/quick_cracks.yaml to mean x = 0.5 (grain boundaries and the snapping
+  shell/core interface), one rank;
+- ``default``: configs/default.yaml (grain-boundary cracks, 1C to x = 0.25), two ranks;
+- ``schemes``: the quick case with the cracking step's iteration restricted to alternate
+  minimisation, to alternate minimisation with L-BFGS memory, and the default (Newton where it
+  lowers the step's energy, quasi-Newton elsewhere): why the default;
+- ``mesh``: the default particle to x = 0.5 at the default interface elements (a fifth of the
+  cohesive length) and at 0.6x that size: cracked area and dissipation;
+- ``scale``: a 100-grain particle with cracks, 1C to x = 0.25, two ranks: unknowns, steps, peak
+  memory.
+
+Every run is a fresh ``run_sim.py run`` process (mesh cached beforehand, so meshing is not
+timed); its manifest and series give the figures. Run: ``python benchmarks/cracking_benchmark.py
+[--cases quick default]`` (``make bench`` runs every benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
+QUICK = ["loading.x_end=0.5"]
+SCHEMES = {"alternate minimisation": ["solver.interface.newton=false",
+                                      "solver.interface.memory=0"],
+           "alternate minimisation + L-BFGS": ["solver.interface.newton=false"],
+           "Newton + quasi-Newton (default)": []}
+
+
+def run(config: str, overrides: list[str], folder: Path, name: str, ranks: int = 1) -> dict:
+    """One whole run in a fresh process; returns its wall time, summary and last series row."""
+    cmd = [sys.executable, str(REPO / "run_sim.py"), "run", str(REPO / "configs" / config),
+           "--set", f"output.directory={folder}", "--set", f"output.name={name}",
+           "--set", f"output.mesh_cache={REPO / 'meshes'}", "--set", "analysis.enabled=false",
+           "--set", "output.fields_every=100000",
+           *[a for o in overrides for a in ("--set", o)]]
+    if ranks > 1:
+        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t0
+    manifest = json.loads((folder / name / "manifest.json").read_text())
+    if proc.returncode or manifest["status"] != "done":
+        raise RuntimeError(f"{name} failed: {manifest.get('error')}\n{proc.stderr[-2000:]}")
+    with open(folder / name / "series.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    return {"wall [s]": wall, "manifest": manifest, "rows": rows}
+
+
+def describe(label: str, r: dict) -> str:
+    """One line per run: wall time, steps, iterations, cracks, energy, time split."""
+    s, rows = r["manifest"]["summary"], r["rows"]
+    last = rows[-1]
+    total = lambda key: sum(int(float(x.get(key, 0) or 0)) for x in rows)  # noqa: E731
+    timings = r["manifest"]["timings [s]"]
+    crack = (f", interface its {total('interface_its')} (Newton {total('newton_its')}), "
+             f"factorisations {total('pc_setups')}, snaps {total('snap')}, fully/partly cracked "
+             f"{float(last['cracked_area_full [m^2]']) * 1e12:.2f}/"
+             f"{float(last['cracked_area_partial [m^2]']) * 1e12:.2f} um^2, dissipated "
+             f"{float(last['dissipated_energy [J]']):.4g} J, balance residual "
+             f"{float(last['energy_balance_residual [J]']):+.3g} J"
+             if "interface_its" in last else "")
+    split = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if v >= 0.05)
+    return (f"  {label}: {r['wall [s]']:.1f} s wall, {s['steps']} steps ({s['rejected_steps']} "
+            f"redone), Krylov its {s['ksp_its_diffusion']} transport / "
+            f"{s['ksp_its_elasticity']} mechanics{crack}\n    time split [s]: {split}")
+
+
+def on_off(title: str, config: str, extra: list[str], folder: Path, ranks: int) -> None:
+    """Cracks off and on for one config, and their whole-run ratio."""
+    print(f"{title} ({ranks} rank{'s' if ranks > 1 else ''})", flush=True)
+    off = run(config, [*extra, "cohesive.enabled=false"], folder, f"{config}-off", ranks)
+    print(describe("cracks off", off), flush=True)
+    on = run(config, extra, folder, f"{config}-on", ranks)
+    print(describe("cracks on ", on), flush=True)
+    print(f"  whole run, cracks on / off: {on['wall [s]']:.1f} / {off['wall [s]']:.1f} s = "
+          f"{on['wall [s]'] / off['wall [s]']:.1f}x", flush=True)
+
+
+def final(r: dict, key: str) -> float:
+    return float(r["rows"][-1][key])
+
+
+def main() -> int:
+    """Run the chosen cases and print their figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", nargs="+", default=["quick", "default", "schemes", "mesh",
+                                                       "scale"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if "quick" in args.cases:
+            on_off("quick_cracks.yaml to x = 0.5", "quick_cracks.yaml", QUICK, folder, 1)
+        if "default" in args.cases:
+            on_off("default.yaml to x = 0.25", "default.yaml", [], folder, 2)
+        if "schemes" in args.cases:
+            print("the cracking step's iteration, quick_cracks.yaml to x = 0.5 (1 rank)")
+            for label, extra in SCHEMES.items():
+                r = run("quick_cracks.yaml", [*QUICK, *extra], folder,
+                        f"scheme-{len(extra)}-{label[:5]}")
+                print(describe(label, r), flush=True)
+        if "mesh" in args.cases:
+            print("interface element size, default particle to x = 0.5 (2 ranks)")
+            res = {}
+            for factor in (1.0, 0.6):
+                sizes = [f"geometry.mesh.boundary_size={1.0e-6 * factor}",
+                         f"geometry.mesh.grain_size={2.0e-6 * factor}", "loading.x_end=0.5"]
+                res[factor] = run("default.yaml", sizes, folder, f"mesh-{factor}", 2)
+                print(describe(f"{factor:.1f} x default size", res[factor]), flush=True)
+            for key in ("cracked_area_full [m^2]", "dissipated_energy [J]"):
+                a, b = final(res[1.0], key), final(res[0.6], key)
+                print(f"  {key}: default {a:.4g}, finer {b:.4g} ({a / b - 1:+.1%})")
+        if "scale" in args.cases:
+            print("100-grain particle with cracks, 1C to x = 0.25 (2 ranks)")
+            r = run("default.yaml", ["geometry.n_grains=100"], folder, "scale", 2)
+            print(describe("100 grains", r))
+            m = r["manifest"]
+            print(f"  unknowns {m['summary']['unknowns']}, peak memory "
+                  f"{m.get('peak_memory [MiB]', float('nan')):.0f} MiB (all ranks)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
