@@ -18,6 +18,16 @@ from typing import Any
 import numpy as np
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: the process's file-creation mask, read once (os.umask can only be read by setting it)
+_UMASK = _current_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Create ``path`` through ``write(tmp_path)`` (any writer that takes a file name: meshio,
     matplotlib, ...) and rename the result into place.
@@ -33,6 +43,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

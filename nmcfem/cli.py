@@ -1,4 +1,5 @@
-"""Command-line interface: ``nmcfem run|mesh|validate-config|analyze`` (also ``run_sim.py``).
+"""Command-line interface: ``nmcfem run|mesh|validate-config|analyze|plot|sweep`` (also
+``run_sim.py``).
 
 Errors end with one line ``nmcfem: error: ...`` on standard error; under ``mpiexec`` every
 rank stops and only rank 0 speaks. Exit status (:mod:`nmcfem.errors`): 0 done, 1 a run or
@@ -23,6 +24,7 @@ Subcommands:
                          check a config and print it resolved, with units (--defaults:
                          print the schema defaults instead)
   analyze RUN_DIR        compare a finished run's surface with measured maps
+  plot RUN_DIR           3D picture of the particle (--field NAME, --step N, --clip ...)
   sweep SWEEP.yaml       run a parameter sweep (resumable; --dry-run lists the cases;
                          under mpiexec, --ranks-per-case K runs N/K cases at a time)
 
@@ -70,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override analysis settings, e.g. --set analysis.probing_depth=1e-8")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
 
+    p = sub.add_parser("plot", help="3D picture of a run's particle (off-screen PNG)")
+    p.add_argument("run_dir", help="folder of a run (holds fields/)")
+    p.add_argument("--field", default="li_fraction",
+                   help="grains, li_fraction, von_mises, interface_damage, or any scalar field "
+                        "of the run (c, x, hydrostatic_stress, grain_id)")
+    p.add_argument("--step", type=int, default=None,
+                   help="output step number (default: the last; nmcfem.load(RUN_DIR)."
+                        "output_steps lists them)")
+    p.add_argument("--clip", default="octant", choices=("octant", "half", "none"),
+                   help="part of the sphere cut away to show the inside")
+    p.add_argument("--out", default=None, help="PNG file (default RUN_DIR/pictures/"
+                                                "particle_<field>[_<step>].png)")
+
     p = sub.add_parser("sweep", help="run a parameter sweep (resumable)")
     p.add_argument("sweep", help="sweep YAML file (base config + grid/zip/cases axes)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -89,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _normalise_argv(argv: list[str]) -> list[str]:
     # `run_sim.py CONFIG.yaml ...` is shorthand for `run CONFIG.yaml ...`.
-    commands = {"run", "mesh", "validate-config", "analyze", "sweep", "-h", "--help"}
+    commands = {"run", "mesh", "validate-config", "analyze", "plot", "sweep", "-h", "--help"}
     if argv and argv[0] not in commands and not argv[0].startswith("-"):
         return ["run", *argv]
     return argv
@@ -114,6 +129,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return analyze_command(args.run_dir, args.measured, args.view, args.overrides, args.out)
 
+    if args.command == "plot":
+        return _plot(args)
     if args.command == "sweep":
         return _sweep(args)
     cfg = cfgmod.load_config(args.config, args.overrides)
@@ -127,6 +144,34 @@ def _dispatch(args: argparse.Namespace) -> int:
     status = runner.run_command(cfg, Path(args.config).stem, args.output_dir,
                                 restart=args.restart)
     return 0 if status == "done" else EXIT_FAILED
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from nmcfem.errors import ConfigError
+    from nmcfem.parallel import log, run_on_root
+
+    def work() -> str:
+        from nmcfem.pictures import render
+        from nmcfem.results import load
+
+        try:
+            run = load(args.run_dir)
+            state = run.fields(args.step)
+            interfaces = run.interfaces(state.step)
+        except (FileNotFoundError, KeyError) as exc:
+            raise ConfigError(f"plot: {exc.args[0]}") from None
+        if args.field == "interface_damage" and interfaces is None:
+            raise ConfigError(f"plot: {args.run_dir} has no cohesive interfaces (cracks off); "
+                              f"pick another --field")
+        suffix = "" if args.step is None else f"_{state.step}"
+        out = args.out or run.path / "pictures" / f"particle_{args.field}{suffix}.png"
+        try:
+            return str(render(state, args.field, out, interfaces, args.clip))
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"plot --field {args.field}: {exc.args[0]}") from None
+
+    log(f"wrote {run_on_root(work)}")
+    return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:

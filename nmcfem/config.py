@@ -336,6 +336,8 @@ class Output:
     fields_every: int = param(10, "-", "write fields every N steps (and at the end)", lo=1)
     field_format: str = param("vtx", "-", "ParaView field format", choices=("vtx", "xdmf"))
     checkpoint_every: int = param(0, "-", "checkpoint every N steps (0 = off)", lo=0)
+    pictures: bool = param(True, "-", "render 3D pictures of the particle at the end (grains, "
+                           "Li fraction, von Mises, interface damage; PNG in pictures/)")
     snapshot_depths: list = param([0.0, 2.5e-9, 5e-9, 7.5e-9, 10e-9, 12.5e-9, 15e-9, 20e-9,
                                    30e-9, 50e-9], "m", "depths below the surface sampled into the "
                                   "analysis snapshot", lo=0, min_length=1)

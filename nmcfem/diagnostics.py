@@ -19,6 +19,10 @@ from nmcfem.materials import MaterialFields
 from nmcfem.mechanics import MechanicsProblem
 from nmcfem.transport import TransportProblem
 
+#: SI unit of every output field (:meth:`Diagnostics.output_fields`)
+FIELD_UNITS = {"c": "mol/m^3", "x": "-", "u": "m", "stress": "Pa", "von_mises": "Pa",
+               "hydrostatic_stress": "Pa", "grain_id": "-"}
+
 
 def _von_mises(sig: np.ndarray) -> np.ndarray:
     """(n,) von Mises stress of (n,3,3) stresses (Pa)."""

@@ -171,6 +171,20 @@ def _write_xdmf(mesh, cell_tags, facet_tags, folder: Path, comm: MPI.Comm) -> No
     comm.barrier()
 
 
+#: smallest core element quality (radius ratio 3 r_in / r_circ) below which meshes are reported
+QUALITY_WARNING = 0.1
+
+
+def quality_warning(quality: float, geom: Geometry) -> str:
+    """The warning for a mesh whose worst core tetrahedron has radius ratio ``quality``."""
+    return (f"WARNING: the worst core tetrahedron has radius ratio {quality:.3g} < "
+            f"{QUALITY_WARNING} (slivers where Voronoi edges or vertices of the grains come within "
+            f"nanometres of each other or of the surface); results are valid, but the stresses "
+            f"of those cells are noisy and iterative solvers slow down. For a better mesh try "
+            f"another geometry.grain_seed (now {geom.grain_seed}) or explicit "
+            f"geometry.grain_points")
+
+
 def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
                   cache_dir: str | Path = "meshes",
                   log: Callable[[str], None] | None = None,
@@ -220,6 +234,8 @@ def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
         n_input = comm.bcast(len(data.points) if comm.rank == 0 else None, root=0)
         if not (folder / "mesh.xdmf").is_file():
             _write_xdmf(mesh, cell_tags, facet_tags, folder, comm)
+    if comm.rank == 0 and data.stats["quality_min_core"] < QUALITY_WARNING:
+        say(quality_warning(data.stats["quality_min_core"], geom))
     shared = comm.bcast(None if data is None else {
         "gb_pairs": data.gb_pairs, "grain_centroids": data.grain_centroids,
         "grain_volumes": data.grain_volumes, "radius": data.radius,

@@ -23,6 +23,7 @@ from mpi4py import MPI
 from nmcfem import __version__
 from nmcfem.atomic import atomic_write_json, atomic_write_text
 from nmcfem.config import Config, to_dict
+from nmcfem.field_archive import FieldArchive
 
 MANIFEST = "manifest.json"
 SERIES = "series.csv"
@@ -69,6 +70,7 @@ class RunFolder:
         self.timings: dict[str, float] = {}
         self.info: dict[str, Any] = {}
         self._writers: list[Any] = []
+        self.archive = FieldArchive(self.path / "fields", comm)
         self._started = time.time()
         if resume:
             self.rows = comm.bcast(_read_series(self.path / SERIES) if self.root else None, root=0)
@@ -133,13 +135,17 @@ class RunFolder:
         }
         atomic_write_json(self.path / MANIFEST, manifest)
 
-    def write_fields(self, functions: dict[str, Any], t: float) -> None:
-        """Write dolfinx Functions for ParaView at time ``t`` (s), collectively.
+    def write_fields(self, functions: dict[str, Any], units: dict[str, str], t: float,
+                     step: int) -> None:
+        """Write dolfinx Functions at time ``t`` (s) of step ``step``, collectively: for
+        ParaView (VTX or XDMF) and for :func:`nmcfem.load` (HDF5, rank-independent order).
 
         VTX (ADIOS2) needs one element type per file, so functions are grouped by element;
-        XDMF is used when configured or when ADIOS2 is absent.
+        XDMF is used when configured or when ADIOS2 is absent. ``units``: name -> SI unit.
         """
         import dolfinx.io
+
+        self.archive.write(functions, units, t, step)
 
         if not self._writers:
             fmt = self.cfg.output.field_format

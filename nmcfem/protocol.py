@@ -62,6 +62,17 @@ class ChargeProtocol:
             t_end = min(t_end, abs(ld.x_initial - ld.x_end) * SECONDS_PER_HOUR / ld.c_rate)
         return t_end
 
+    def progress(self, t: float) -> float:
+        """Fraction of the protocol done at time t (s), 0..1: the Li passed over the Li to pass
+        (galvanostatic, CC and CV alike) or the time over ``loading.t_end`` (potentiostatic)."""
+        ld = self.cfg.loading
+        if self.phase == POTENTIOSTATIC or ld.x_initial == ld.x_end:
+            return min(1.0, t / ld.t_end) if ld.t_end else 0.0
+        done = (ld.x_initial - self.transport.mean_x()) / (ld.x_initial - ld.x_end)
+        if ld.t_end:
+            done = max(done, t / ld.t_end)
+        return float(min(1.0, max(0.0, done)))
+
     def events(self) -> list[tuple[str, float, float]]:
         """Events of the current phase as (name, value, target), oriented so that the value
         decreases towards the target: the free surface reaching its limit, and (once part of

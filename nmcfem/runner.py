@@ -81,12 +81,14 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
     """
     from nmcfem.checkpoint import CHECKPOINT
     from nmcfem.outputs import RunFolder
+    from nmcfem.progress import Progress
 
-    say = (lambda _m: None) if quiet else (lambda m: log(m, comm))
     if restart is not None:
         output_dir = restart
     folder = RunFolder(run_folder_path(cfg, config_name, output_dir), cfg, comm,
                        resume=restart is not None)
+    progress = Progress(folder.path, comm, quiet=quiet)
+    say = progress.say
     say(f"nmcfem run '{config_name}' on {comm.size} rank(s) -> {folder.path}")
     folder.write_manifest("running")
     previous = None
@@ -102,7 +104,12 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
         from nmcfem.simulation import simulate
 
         checkpoint = folder.path / CHECKPOINT if restart is not None else None
-        summary = simulate(cfg, domain, folder, comm, say, restart_from=checkpoint)
+        summary = simulate(cfg, domain, folder, comm, say, restart_from=checkpoint,
+                           progress=progress)
+        if cfg.output.pictures:
+            t0 = time.perf_counter()
+            summary["pictures"] = render_pictures(folder.path, comm, say)
+            folder.add_timing("pictures", time.perf_counter() - t0)
         if cfg.analysis.enabled:
             t0 = time.perf_counter()
             summary["analysis"] = run_analysis(folder.path, cfg, comm, say)
@@ -122,6 +129,7 @@ def run_command(cfg: Config, config_name: str, output_dir: str | None = None,
         raise
     finally:
         folder.close()
+        progress.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     folder.write_manifest("done", summary=summary, **{"peak_memory [MiB]": peak_memory(comm)})
@@ -201,9 +209,26 @@ def summary_text(summary: dict[str, Any], path: Path) -> str:
                 "n_cracked_grain_boundaries"):
         if key in final:
             lines.append(f"  {key:40s} {final[key]:.4g}")
-    lines.append(f"results in {path}/: manifest.json, series.csv, fields/*.bp (open in ParaView), "
-                 f"analysis_snapshot.npz" + (", analysis/" if "analysis" in summary else ""))
+    lines.append(f"results in {path}/: manifest.json, series.csv, fields/ (*.bp for ParaView, "
+                 f"*.h5 for nmcfem.load), analysis_snapshot.npz"
+                 + (", pictures/" if "pictures" in summary else "")
+                 + (", analysis/" if "analysis" in summary else ""))
     return "\n".join(lines)
+
+
+def render_pictures(run_dir: Path, comm: MPI.Comm, say) -> list[str]:
+    """3D pictures of the particle at the end of a run, rendered on rank 0; return the file
+    names (errors reach every rank)."""
+    from nmcfem.parallel import run_on_root
+
+    def work() -> list[str]:
+        from nmcfem.pictures import render_run
+
+        return [p.name for p in render_run(run_dir)]
+
+    names = run_on_root(work, comm)
+    say(f"pictures: {Path(run_dir) / 'pictures'} ({', '.join(names)})")
+    return names
 
 
 def run_analysis(run_dir: Path, cfg: Config, comm: MPI.Comm, say) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from mpi4py import MPI
 from nmcfem import timeloop
 from nmcfem.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from nmcfem.config import Config, to_dict
+from nmcfem.diagnostics import FIELD_UNITS
 from nmcfem.orientations import grain_rotations
 from nmcfem.outputs import SNAPSHOT
 from nmcfem.problem import ChemoMechanicsProblem
@@ -40,12 +41,11 @@ class RunRecorder:
     ----------
     cfg: configuration.
     folder: RunFolder of the run.
-    say: progress printer (rank 0).
+    progress: Progress reporter (or None: no step progress).
     """
 
-    def __init__(self, cfg: Config, folder: Any, say):
-        self.cfg, self.folder, self.say = cfg, folder, say
-        self.last_report = time.perf_counter()
+    def __init__(self, cfg: Config, folder: Any, progress: Any = None):
+        self.cfg, self.folder, self.progress = cfg, folder, progress
         self.final: dict[str, Any] = {}
         self.peaks: dict[str, float] = {}
 
@@ -86,26 +86,14 @@ class RunRecorder:
             # collective, so every rank stops at the same step
             if self.folder.comm.allreduce(bool(_stop_signals), op=MPI.LOR):
                 raise KeyboardInterrupt(f"signal {(_stop_signals or ['on another rank'])[0]}")
-            if time.perf_counter() - self.last_report > 5.0:
-                self.last_report = time.perf_counter()
-                self.say(progress_line(step, problem.t, row))
-
-
-def progress_line(step: int, t: float, row: dict) -> str:
-    """One line of progress for a step at time t (s) with its series row."""
-    tn = row["max_gb_normal_traction [Pa]"]
-    line = (f"  step {step:4d}  t = {t:8.1f} s  mean x = {row['mean_x [-]']:.4f}  surface x = "
-            f"{row['surface_x_mean [-]']:.4f}")
-    if math.isfinite(tn):  # no grain boundaries (one grain): nothing to show
-        line += f"  max GB traction = {tn / 1e6:7.1f} MPa"
-    if "cracked_area_full [m^2]" in row:
-        line += f"  cracked = {row['cracked_area_full [m^2]'] * 1e12:.2f} um^2"
-    return line
+            if self.progress is not None:
+                self.progress.step(step, problem.protocol.progress(problem.t), problem.t,
+                                   info.get("dt", 0.0), row)
 
 
 def write_fields(folder: Any, problem: Any, step: int) -> None:
     """ParaView fields of the bulk (collective) and, with cracks, of the interfaces (rank 0)."""
-    folder.write_fields(problem.diagnostics.output_fields(), problem.t)
+    folder.write_fields(problem.diagnostics.output_fields(), FIELD_UNITS, problem.t, step)
     if problem.cracks is not None and folder.root:
         problem.cracks.write_vtu(folder.path / "fields", problem.t, step)
 
@@ -119,7 +107,7 @@ def write_checkpoint(run_dir: Path, problem: Any, info: dict, comm: MPI.Comm) ->
 
 
 def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
-             restart_from: Path | None = None) -> dict[str, Any]:
+             restart_from: Path | None = None, progress: Any = None) -> dict[str, Any]:
     """Run the simulation of ``cfg`` on ``domain``, writing into ``folder``; return a summary.
 
     Parameters
@@ -130,6 +118,7 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
     comm: communicator of the run.
     say: progress printer (rank 0).
     restart_from: checkpoint file to continue from (None: start at t = 0).
+    progress: Progress reporter of the steps (None: none).
     """
     t0 = time.perf_counter()
     rotations = grain_rotations(cfg.geometry, domain.grain_centroids)
@@ -139,7 +128,7 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
         f"{problem.unknowns()['elasticity']} displacement unknowns; surface flux "
         f"{problem.transport.flux_value:.4g} mol/m^2/s; ends at t = "
         f"{problem.protocol.end_time():.1f} s")
-    recorder = RunRecorder(cfg, folder, say)
+    recorder = RunRecorder(cfg, folder, progress)
     start = {"t_start": 0.0, "dt_start": None, "step_start": 0}
     if restart_from is not None:
         state, arrays = load_checkpoint(restart_from, problem.checkpoint_fields())

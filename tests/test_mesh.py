@@ -57,3 +57,19 @@ def test_mesh_command_reports_statistics(repo, tmp_path, capsys):
     out = capsys.readouterr().out
     assert str(tmp_path) in out and "n_cells" in out and "quality_min_core" in out
     assert "grain_boundary_area [m^2]" in out and "shell_volume [m^3]" in out
+
+
+def test_a_mesh_with_slivers_is_reported(repo, tmp_path):
+    """20 grains with grain_seed 2 put Voronoi features of a few nm on the sphere (worst radius
+    ratio ~0.02): loading the mesh says so and how to get a better one; the quick mesh does not
+    warn."""
+    messages = []
+    geom = load_config(repo / "configs" / "default.yaml", ["geometry.grain_seed=2"]).geometry
+    d = load_particle(geom, cache_dir=tmp_path, log=messages.append)
+    assert d.stats["quality_min_core"] < 0.1
+    warning = [m for m in messages if m.startswith("WARNING")]
+    assert len(warning) == 1 and "geometry.grain_seed (now 2)" in warning[0]
+    messages.clear()
+    quick = load_config(repo / "configs" / "quick.yaml").geometry
+    load_particle(quick, cache_dir=tmp_path, log=messages.append)
+    assert not [m for m in messages if m.startswith("WARNING")]

@@ -111,3 +111,15 @@ def test_slurm_script_runs_locally(tmp_path):
     with pytest.raises(ConfigError):
         sw.slurm_script(s, 3, 2, "01:00:00", "python", "run_sim.py", "/work")
     json.dumps(sw.summary_rows(s))
+
+
+def test_atomic_results_are_readable_by_others_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    from nmcfem import atomic
+
+    atomic_write_json(tmp_path / "m.json", {"a": 1})
+    mode = stat.S_IMODE(os.stat(tmp_path / "m.json").st_mode)
+    assert mode == 0o666 & ~atomic._UMASK  # not mkstemp's 0600
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
