@@ -218,16 +218,24 @@ def summary_text(summary: dict[str, Any], path: Path) -> str:
 
 def render_pictures(run_dir: Path, comm: MPI.Comm, say) -> list[str]:
     """3D pictures of the particle at the end of a run, rendered on rank 0; return the file
-    names (errors reach every rank)."""
+    names. A machine that cannot render (no EGL/OSMesa, no VTK) gets a warning, not a failed
+    run: the results are complete without the pictures."""
     from nmcfem.parallel import run_on_root
 
-    def work() -> list[str]:
-        from nmcfem.pictures import render_run
+    def work() -> tuple[list[str], str]:
+        try:
+            from nmcfem.pictures import render_run
 
-        return [p.name for p in render_run(run_dir)]
+            return [p.name for p in render_run(run_dir)], ""
+        except Exception as exc:  # VTK reports missing graphics as plain errors
+            return [], f"{type(exc).__name__}: {exc}"
 
-    names = run_on_root(work, comm)
-    say(f"pictures: {Path(run_dir) / 'pictures'} ({', '.join(names)})")
+    names, error = run_on_root(work, comm)
+    if error:
+        say(f"WARNING: no pictures ({error}); the results are complete. Render them later on "
+            f"another machine with `nmcfem plot {run_dir}`, or set output.pictures: false")
+    else:
+        say(f"pictures: {Path(run_dir) / 'pictures'} ({', '.join(names)})")
     return names
 
 

@@ -39,6 +39,23 @@ def interrupt_after_step(monkeypatch, step: int):
     return lambda: monkeypatch.setattr(simulation.RunRecorder, "__call__", original)
 
 
+def interrupt_then_restart(monkeypatch, cfg, config_file, name: str, folder, step: int,
+                           overrides: list[str], cache) -> None:
+    """Run ``cfg`` into ``folder`` killed right after ``step`` (as Ctrl-C would), then continue
+    it through the command line (``run CONFIG --restart FOLDER --set ...``), which must end
+    with exit status 0."""
+    from nmcfem.cli import main
+    from nmcfem.runner import run_command
+
+    undo = interrupt_after_step(monkeypatch, step)
+    with pytest.raises(KeyboardInterrupt):
+        run_command(cfg, name, str(folder))
+    undo()
+    assert main(["run", str(config_file), "--restart", str(folder),
+                 "--set", f"output.mesh_cache={cache}",
+                 *[a for o in overrides for a in ("--set", o)]]) == 0
+
+
 def capture_output_fields(monkeypatch) -> dict[int, dict]:
     """Record, at every field output of a run, each output field's owned values on this rank
     keyed by the mesh file's vertex (P1) or cell (DG0) index, straight from the solver's

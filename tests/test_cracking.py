@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from nmcfem.cli import main
 from nmcfem.config import load_config
 from nmcfem.geometry import SHELL
 from nmcfem.orientations import grain_rotations
 from nmcfem.problem import ChemoMechanicsProblem
 from nmcfem.runner import load_domain, run_command
-from tests.conftest import REPO, interrupt_after_step
+from tests.conftest import REPO, interrupt_then_restart
 
 # runs simulations: make test-fast leaves these out
 pytestmark = pytest.mark.slow
@@ -246,14 +245,9 @@ def test_restart_of_a_cracking_run_equals_the_uninterrupted_run(repo_root, cache
     cfg = _config(repo_root, cache, *extra)
     full = tmp_path / "full"
     run_command(cfg, "quick_cracks", str(full))
-    undo = interrupt_after_step(monkeypatch, 17)
     part = tmp_path / "part"
-    with pytest.raises(KeyboardInterrupt):
-        run_command(cfg, "quick_cracks", str(part))
-    undo()
-    assert main(["run", str(repo_root / "configs" / "quick_cracks.yaml"), "--restart", str(part),
-                 "--set", f"output.mesh_cache={cache}",
-                 *[a for o in extra for a in ("--set", o)]]) == 0
+    interrupt_then_restart(monkeypatch, cfg, repo_root / "configs" / "quick_cracks.yaml",
+                           "quick_cracks", part, 17, extra, cache)
     a, b = _series(full), _series(part)
     assert len(a) == len(b) > 20
     assert any(r["snap"] for r in a[15:])

@@ -109,3 +109,19 @@ def test_progress_updates_one_line_on_a_terminal_with_an_eta(tmp_path, monkeypat
 def test_durations_read_like_a_clock():
     assert [format_duration(s) for s in (7, 125, 3725, float("inf"))] == \
         ["7s", "2m05s", "1h02m", "?"]
+
+
+def test_a_machine_that_cannot_render_still_finishes_the_run(cracked_run, monkeypatch):
+    from mpi4py import MPI
+
+    from nmcfem import pictures
+    from nmcfem.runner import render_pictures
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no EGL or OSMesa")
+
+    monkeypatch.setattr(pictures, "render_run", broken)
+    said = []
+    assert render_pictures(cracked_run[0], MPI.COMM_WORLD, said.append) == []
+    assert "WARNING: no pictures (RuntimeError: no EGL or OSMesa)" in said[0]
+    assert "output.pictures: false" in said[0]

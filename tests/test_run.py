@@ -14,7 +14,7 @@ from nmcfem import NmcfemError
 from nmcfem.cli import main
 from nmcfem.config import load_config
 from nmcfem.runner import run_command
-from tests.conftest import interrupt_after_step
+from tests.conftest import interrupt_after_step, interrupt_then_restart
 
 # runs simulations: make test-fast leaves these out
 pytestmark = pytest.mark.slow
@@ -127,14 +127,9 @@ def test_restart_inside_the_cv_hold_equals_the_uninterrupted_run(repo, tmp_path,
     limit = cfg.loading.surface_x_min
     held = next(int(r["step"]) for r in rows if float(r["surface_x_min [-]"]) <= limit + 1e-9)
     assert held < len(rows) - 4, "the hold must start well before the end"
-    undo = interrupt_after_step(monkeypatch, held + 2)
     part = tmp_path / "part"
-    with pytest.raises(KeyboardInterrupt):
-        run_command(cfg, "quick", str(part))
-    undo()
-    assert main(["run", str(repo / "configs" / "quick.yaml"), "--restart", str(part),
-                 "--set", f"output.mesh_cache={tmp_path / 'meshes'}",
-                 *[a for o in overrides for a in ("--set", o)]]) == 0
+    interrupt_then_restart(monkeypatch, cfg, repo / "configs" / "quick.yaml", "quick", part,
+                           held + 2, overrides, tmp_path / "meshes")
     b = _series(part)
     assert len(rows) == len(b)
     for ra, rb in zip(rows, b):
