@@ -465,7 +465,10 @@ def _convert(path: str, tp: Any, value: Any, meta: dict) -> Any:
         return _check_number(path, value, meta, want_int=False)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {_fmt(value)}")
+            hint = (" (YAML reads off/on/yes/no/true/false as booleans and bare numbers as "
+                    "numbers: quote the value, e.g. name: 'off')"
+                    if isinstance(value, (bool, int, float)) else "")
+            raise ConfigError(f"{path}: expected a string, got {_fmt(value)}{hint}")
         choices = meta.get("choices")
         if choices and value not in choices:
             close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)

@@ -93,6 +93,7 @@ BAD_INPUTS = [
     ("geometry: [1, 2\n", [], ["YAML syntax error", "line"]),
     ("- just\n- a list\n", [], ["mapping of sections"]),
     (None, ["geometry.shell_cap_angle=270"], ["geometry.shell_cap_angle", "270"]),
+    (None, ["output.name=off"], ["output.name", "expected a string", "quote the value"]),
     (None, ["materials.grain.chemical_strain.strain_x=[0.5, 0.9]",
             "materials.grain.chemical_strain.eps_a=[0, 0]",
             "materials.grain.chemical_strain.eps_c=[0, 0]"], ["strictly descending"]),
