@@ -41,7 +41,8 @@ def _cell_input_index(mesh: dolfinx.mesh.Mesh) -> np.ndarray:
     return np.asarray(mesh.topology.original_cell_index[:n], dtype=np.int64)
 
 
-def _is_cellwise(f: dolfinx.fem.Function) -> bool:
+def is_cellwise(f: dolfinx.fem.Function) -> bool:
+    """Whether ``f`` is a cell-wise (DG0) field rather than a vertex (P1) one."""
     return f.function_space.ufl_element().embedded_superdegree == 0
 
 
@@ -50,7 +51,7 @@ def gather_field(f: dolfinx.fem.Function, comm: MPI.Comm) -> np.ndarray | None:
     V = f.function_space
     bs = V.dofmap.index_map_bs
     n_owned = V.dofmap.index_map.size_local
-    if _is_cellwise(f):
+    if is_cellwise(f):
         # DG0: one DOF block per cell, in the cell's own place
         cells = np.arange(V.mesh.topology.index_map(V.mesh.topology.dim).size_local,
                           dtype=np.int32)
@@ -74,7 +75,7 @@ def scatter_field(f: dolfinx.fem.Function, data: np.ndarray) -> None:
     """Set ``f`` (owned and ghost DOFs) from an array ordered as :func:`gather_field` writes it."""
     V = f.function_space
     bs = V.dofmap.index_map_bs
-    if _is_cellwise(f):
+    if is_cellwise(f):
         cells = np.arange(len(V.dofmap.list), dtype=np.int32)
         keys = _cell_input_index(V.mesh)[cells]
         dofs = V.dofmap.list[cells, 0]

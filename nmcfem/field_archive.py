@@ -23,7 +23,7 @@ from mpi4py import MPI
 import dolfinx
 
 from nmcfem.atomic import atomic_write
-from nmcfem.checkpoint import gather_field
+from nmcfem.checkpoint import gather_field, is_cellwise
 
 MESH_FILE = "mesh.h5"
 STEP_FILE = "step_{:06d}.h5"
@@ -52,10 +52,6 @@ def _place(keys: list[np.ndarray], values: list[np.ndarray]) -> np.ndarray:
     out = np.zeros((int(k.max()) + 1,) + v.shape[1:], dtype=v.dtype)
     out[k] = v
     return out
-
-
-def _is_cellwise(f: dolfinx.fem.Function) -> bool:
-    return f.function_space.ufl_element().embedded_superdegree == 0
 
 
 class FieldArchive:
@@ -99,7 +95,7 @@ class FieldArchive:
             if values is not None:
                 shape = f.function_space.value_shape
                 data[name] = (values.reshape((-1, *shape)),
-                              "cell" if _is_cellwise(f) else "vertex")
+                              "cell" if is_cellwise(f) else "vertex")
         if self.comm.rank != 0:
             return
 

@@ -278,7 +278,7 @@ class Run:
         for name in ("family", "grain_boundary"):
             if name in data:
                 data[name] = data[name].astype(np.int64)
-        times = _pvd_times(self.path / "fields" / "interfaces.pvd")
+        times = {f: t for t, f in pvd_entries(self.path / "fields" / "interfaces.pvd")}
         return InterfaceState(step, times.get(self._interface_files[step].name, np.nan),
                               np.asarray(m.points), np.asarray(m.cells_dict["triangle"]),
                               data, units)
@@ -295,11 +295,12 @@ def _numbered(folder: Path, pattern: re.Pattern) -> dict[int, Path]:
     return out
 
 
-def _pvd_times(path: Path) -> dict[str, float]:
+def pvd_entries(path: Path) -> list[tuple[float, str]]:
+    """(time s, file name) entries of a ParaView collection file (none if it is absent)."""
     if not path.is_file():
-        return {}
-    return {f: float(t) for t, f in
-            re.findall(r'timestep="([^"]+)" file="([^"]+)"', path.read_text())}
+        return []
+    return [(float(t), f) for t, f in
+            re.findall(r'timestep="([^"]+)" file="([^"]+)"', path.read_text())]
 
 
 def load(run_dir: str | Path) -> Run:

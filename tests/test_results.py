@@ -45,7 +45,8 @@ def test_load_returns_the_solvers_fields_and_the_series_with_units(cracked_run):
     assert state["stress"].shape == (len(state.cells), 3, 3)
     assert set(np.unique(state.grain_id)) == set(range(0, run.config["geometry"]["n_grains"] + 1))
     cracks = run.interfaces()
-    assert cracks.step == state.step and cracks.units["normal_opening"] == "m"
+    assert cracks.step == state.step and cracks.time == state.time
+    assert cracks.units["normal_opening"] == "m"
     assert np.all((cracks["damage"] >= 0) & (cracks["damage"] <= 1))
     assert cracks["damage"].max() == 1.0  # cracked by x = 0.85
     assert set(np.unique(cracks["family"])) == {0, 1}

@@ -3,7 +3,6 @@ series, interface triangles for the analysis snapshot, and VTU files for ParaVie
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 from nmcfem.atomic import atomic_write, atomic_write_text
 from nmcfem.cohesive.cutting import InterfaceMesh
 from nmcfem.cohesive.interfaces import CohesiveInterfaces, statistics
+from nmcfem.results import pvd_entries
 
 #: index of each interface family in the list of laws
 GRAIN_BOUNDARY, SHELL_INTERFACE = 0, 1
@@ -85,16 +85,8 @@ def write_vtu(folder: Path, t: float, step: int, cut: InterfaceMesh,
     mesh = meshio.Mesh(points, cells, cell_data={key: [v] for key, v in data.items()})
     atomic_write(folder / name, lambda p: meshio.write(p, mesh, file_format="vtu"))
     index = folder / "interfaces.pvd"
-    entries = [(tt, f) for tt, f in _pvd_entries(index) if f != name] + [(t, name)]
-    body = "\n".join(f'    <DataSet timestep="{tt:.9g}" file="{f}"/>' for tt, f in entries)
+    entries = [(tt, f) for tt, f in pvd_entries(index) if f != name] + [(t, name)]
+    body = "\n".join(f'    <DataSet timestep="{tt:.17g}" file="{f}"/>' for tt, f in entries)
     text = ('<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1">\n'
             f"  <Collection>\n{body}\n  </Collection>\n</VTKFile>\n")
     atomic_write_text(index, text)
-
-
-def _pvd_entries(path: Path) -> list[tuple[float, str]]:
-    """(time, file) entries of an existing ParaView collection file."""
-    if not path.is_file():
-        return []
-    return [(float(t), f) for t, f in
-            re.findall(r'timestep="([^"]+)" file="([^"]+)"', path.read_text())]
