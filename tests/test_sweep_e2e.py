@@ -26,6 +26,7 @@ base: {repo / 'configs' / 'quick.yaml'}
 set:
   loading.x_end: 0.9
   analysis.enabled: false
+  output.pictures: false
   output.mesh_cache: {tmp_path / 'meshes'}
 grid:
   geometry.shell_thickness: [0.0, 1.0e-8, 5.0e-8]
@@ -60,6 +61,12 @@ def test_concurrent_sweep_equals_serial_sweep(repo, tmp_path):
     serial = _run([sys.executable, str(repo / "run_sim.py"), "sweep",
                    str(_sweep_file(repo, tmp_path, "serial"))], tmp_path)
     assert serial.returncode == 0, serial.stderr[-2000:]
+    # one line per case, no per-step progress of the cases; each case keeps its run.log
+    lines = [ln for ln in serial.stdout.splitlines() if ln.startswith("[sweep ")]
+    assert [ln.split("]")[0] for ln in lines] == [f"[sweep {k}/6 done" for k in range(1, 7)]
+    assert "ETA" not in serial.stdout
+    logs = list((tmp_path / "serial" / "cases").glob("*/run.log"))
+    assert len(logs) == 6 and all("ETA" in f.read_text() for f in logs)
     par = _run([str(MPIEXEC), "-n", "2", sys.executable, str(repo / "run_sim.py"), "sweep",
                 str(_sweep_file(repo, tmp_path, "parallel")), "--ranks-per-case", "1"], tmp_path)
     assert par.returncode == 0, par.stderr[-2000:]
