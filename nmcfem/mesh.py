@@ -33,6 +33,7 @@ import dolfinx
 import ufl
 from dolfinx.io import distribute_entity_data
 
+from nmcfem.atomic import atomic_write_text
 from nmcfem.cohesive.cutting import InterfaceMesh, cut_particle
 from nmcfem.config import Geometry, section_hash
 from nmcfem.geometry import (
@@ -155,8 +156,14 @@ def create_distributed(data: ParticleMeshData | None, comm: MPI.Comm
 
 
 def _write_xdmf(mesh, cell_tags, facet_tags, folder: Path, comm: MPI.Comm) -> None:
-    """Write the distributed mesh and tags as XDMF for ParaView (collective)."""
-    tmp = folder / ".mesh.tmp.xdmf"
+    """Write the distributed mesh and tags as XDMF for ParaView (collective).
+
+    Concurrent sweep cases with the same geometry may write the same cache folder at once, so
+    each writer uses temporary names of its own and renames the (identical) results into place.
+    """
+    stem = comm.bcast(f".mesh.{os.getpid()}.{time.time_ns()}.tmp" if comm.rank == 0 else None,
+                      root=0)
+    tmp = folder / f"{stem}.xdmf"
     with dolfinx.io.XDMFFile(comm, str(tmp), "w") as xdmf:
         xdmf.write_mesh(mesh)
         mesh.topology.create_connectivity(mesh.topology.dim - 1, mesh.topology.dim)
@@ -164,10 +171,9 @@ def _write_xdmf(mesh, cell_tags, facet_tags, folder: Path, comm: MPI.Comm) -> No
         xdmf.write_meshtags(facet_tags, mesh.geometry)
     comm.barrier()
     if comm.rank == 0:
-        os.replace(folder / ".mesh.tmp.h5", folder / "mesh.h5")
-        text = (folder / ".mesh.tmp.xdmf").read_text().replace(".mesh.tmp.h5", "mesh.h5")
-        (folder / "mesh.xdmf").write_text(text)
-        os.unlink(folder / ".mesh.tmp.xdmf")
+        os.replace(folder / f"{stem}.h5", folder / "mesh.h5")
+        atomic_write_text(folder / "mesh.xdmf", tmp.read_text().replace(f"{stem}.h5", "mesh.h5"))
+        os.unlink(tmp)
     comm.barrier()
 
 
