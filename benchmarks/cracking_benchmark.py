@@ -6,7 +6,7 @@ Cases (``--cases``, default all):
 
 - ``quick``: configs/quick_cracks.yaml to mean x = 0.5 (grain boundaries and the snapping
   shell/core interface), one rank; and the same with grain-boundary cracks only;
-- ``default``: configs/default.yaml (grain-boundary cracks, 1C to x = 0.25), two ranks;
+- ``default``: configs/default.yaml (grain-boundary cracks, 1C to 4.3 V, hold to C/50), two ranks;
 - ``schemes``: the quick case to x = 0.85 with the cracking step's iteration restricted to alternate
   minimisation, to alternate minimisation with L-BFGS memory, and the default (Newton where it
   lowers the step's energy, quasi-Newton elsewhere): why the default;
@@ -115,7 +115,7 @@ def main() -> int:
                    "quick_cracks.yaml", [*QUICK, "cohesive.shell_interface.enabled=false"],
                    folder, 1)
         if "default" in args.cases:
-            on_off("default.yaml to x = 0.25", "default.yaml", [], folder, 2)
+            on_off("default.yaml (1C to 4.3 V, hold to C/50)", "default.yaml", [], folder, 2)
         if "schemes" in args.cases:
             print(f"the cracking step's iteration, quick_cracks.yaml to x = 0.85 (1 rank, at "
                   f"most {SCHEME_TIMEOUT:.0f} s each)")

@@ -227,7 +227,7 @@ class Cohesive:
 
 @dataclass(frozen=True)
 class Loading:
-    """Electrochemical loading of the particle."""
+    """Initial state and temperature; the flat one-step protocol where experiment.steps is null."""
 
     mode: str = param("galvanostatic", "-", "galvanostatic (C-rate flux) or potentiostatic "
                       "(fixed surface x)", choices=("galvanostatic", "potentiostatic"))
@@ -252,6 +252,75 @@ class Loading:
     partial_molar_volume: float = param(3.5e-6, "m^3/mol", "Omega for stress-assisted diffusion",
                                         lo=0)
     temperature: float = param(298.15, "K", "temperature", lo=0, lo_open=True)
+
+
+#: PyBaMM-style steps of the default experiment: the first charge of a fresh electrode to the
+#: usual NMC 811 upper cut-off, held there until the current has fallen to C/50
+DEFAULT_STEPS = ["Charge at 1C until 4.3 V", "Hold at 4.3 V until C/50"]
+#: ``loading`` keys that describe a one-step protocol (given, they replace the experiment)
+FLAT_PROTOCOL_KEYS = ("mode", "direction", "c_rate", "x_end", "surface_x", "t_end",
+                      "surface_x_min", "surface_x_max", "cv_hold")
+
+
+@dataclass(frozen=True)
+class Electrochemistry:
+    """Surface reaction: open-circuit potential and Butler-Volmer kinetics (experiment steps)."""
+
+    kinetics: str = param("butler-volmer", "-", "butler-volmer: the particle is one electronic "
+                          "conductor whose potential V makes the total reaction current equal "
+                          "the applied one, the local current following the local surface "
+                          "state; uniform: the same current density everywhere (verification, "
+                          "and the flat loading keys), V reported as the potential that carries "
+                          "that current", choices=("butler-volmer", "uniform"))
+    ocp: str = param("Chen2020", "-", "open-circuit potential U(x): Chen2020 (NMC 811 of Chen et "
+                     "al., J. Electrochem. Soc. 167, 080534 (2020), as in PyBaMM) or table "
+                     "(electrochemistry.ocp_table)", choices=("Chen2020", "table"))
+    ocp_table: str | None = param(None, "-", "ocp = table: text file of two columns, "
+                                  "stoichiometry [-] and U [V], ascending in stoichiometry")
+    stoichiometry_at_x: list = param([0.0, 1.0], "-", "stoichiometry of the OCP fit at x = 0 and "
+                                     "x = 1 (linear between): Chen2020's stoichiometry is c/c_max, "
+                                     "so the default identifies it with x", length=2, lo=0, hi=1)
+    exchange_current_coefficient: float = param(3.42e-6, "(A/m^2)(m^3/mol)^1.5", "m_ref in i0 = "
+                                                "m_ref c_e^0.5 c_s^0.5 (c_max - c_s)^0.5 at 298.15 "
+                                                "K (Chen 2020)", lo=0, lo_open=True)
+    activation_energy: float = param(17800.0, "J/mol", "activation energy of i0 (Chen 2020)",
+                                     lo=0)
+    electrolyte_concentration: float = param(1000.0, "mol/m^3", "Li+ concentration c_e of the "
+                                             "electrolyte (uniform; Chen 2020: 1000)",
+                                             lo=0, lo_open=True)
+    charge_transfer_coefficient: float = param(0.5, "-", "anodic transfer coefficient alpha "
+                                               "(0.5: symmetric Butler-Volmer)", lo=0, hi=1,
+                                               lo_open=True, hi_open=True)
+    min_site_fraction: float = param(1e-3, "-", "the Li and vacancy site fractions in i0 are kept "
+                                     "above this (a pristine x = 1 surface has no vacancies, and "
+                                     "i0 = 0 would forbid any charge)", lo=0, lo_open=True,
+                                     hi=0.1)
+    newton_tolerance: float = param(1e-11, "-", "the surface-reaction Newton iteration stops when "
+                                    "no Li fraction changes by more than this", lo=0,
+                                    lo_open=True, hi=1e-4)
+    max_newton_iterations: int = param(25, "-", "Newton iterations of one transport step before "
+                                       "it is cut", lo=1, hi=200)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The cycling protocol: steps as PyBaMM-style strings or mappings, repeated as cycles."""
+
+    steps: list | None = param(DEFAULT_STEPS, "-", "one cycle's steps, e.g. 'Charge at 1C until "
+                               "4.3 V', 'Hold at 4.3 V until C/50', 'Rest for 1 hour', "
+                               "'Discharge at 0.5C for 30 minutes' (nmcfem/experiment.py); null: "
+                               "the flat loading keys (one step), which a config that sets them "
+                               "gets automatically")
+    cycles: int = param(1, "-", "times the steps are repeated", lo=1, hi=100000)
+    voltage_tolerance: float = param(1e-3, "V", "how closely a voltage cut-off is located",
+                                     lo=0, lo_open=True, hi=0.1)
+    current_tolerance: float = param(0.02, "-", "how closely a hold's end current is located, "
+                                     "relative to it", lo=0, lo_open=True, hi=0.5)
+    stop_cracked_area: float | None = param(None, "m^2", "stop when the cracked interface area "
+                                            "exceeds this (null: never)", lo=0, lo_open=True)
+    stop_capacity_fraction: float | None = param(None, "-", "stop when a cycle's discharge "
+                                                 "capacity falls below this fraction of the "
+                                                 "first cycle's (null: never)", lo=0, hi=1)
 
 
 @dataclass(frozen=True)
@@ -338,6 +407,9 @@ class Output:
     checkpoint_every: int = param(0, "-", "checkpoint every N steps (0 = off)", lo=0)
     pictures: bool = param(True, "-", "render 3D pictures of the particle at the end (grains, "
                            "Li fraction, von Mises, interface damage; PNG in pictures/)")
+    at_step_ends: list = param([], "-", "[cycle, step] pairs (1-based) at whose end fields and "
+                               "an analysis snapshot are also written, e.g. [[1, 2], [46, 2]] "
+                               "for the end of the hold of cycles 1 and 46")
     snapshot_depths: list = param([0.0, 2.5e-9, 5e-9, 7.5e-9, 10e-9, 12.5e-9, 15e-9, 20e-9,
                                    30e-9, 50e-9], "m", "depths below the surface sampled into the "
                                   "analysis snapshot", lo=0, min_length=1)
@@ -385,6 +457,8 @@ class Config:
     materials: Materials = section(Materials)
     cohesive: Cohesive = section(Cohesive)
     loading: Loading = section(Loading)
+    electrochemistry: Electrochemistry = section(Electrochemistry)
+    experiment: Experiment = section(Experiment)
     time: TimeStepping = section(TimeStepping)
     solver: Solver = section(Solver)
     output: Output = section(Output)
@@ -599,9 +673,20 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def _flat_protocol_given(data: dict) -> dict:
+    """``data`` with ``experiment.steps: null`` where it sets flat loading protocol keys but no
+    experiment steps: the flat keys keep their meaning of a one-step protocol."""
+    loading, experiment = data.get("loading"), data.get("experiment")
+    if isinstance(experiment, dict) and "steps" in experiment:
+        return data
+    if isinstance(loading, dict) and any(k in loading for k in FLAT_PROTOCOL_KEYS):
+        return _merge(data, {"experiment": {"steps": None}})
+    return data
+
+
 def from_dict(data: dict) -> Config:
     """Build and fully validate a :class:`Config` from plain nested data."""
-    cfg = _build(Config, data)
+    cfg = _build(Config, _flat_protocol_given(data))
     validate(cfg)
     return cfg
 
@@ -683,14 +768,20 @@ def validate(cfg: Config) -> None:
     if any(b >= a for a, b in zip(cs.strain_x, cs.strain_x[1:])):
         raise ConfigError(f"materials.grain.chemical_strain.strain_x = {_fmt(cs.strain_x)}: "
                           f"expected strictly descending Li fractions")
-    lo_x, hi_x = min(ld.x_initial, ld.x_end), max(ld.x_initial, ld.x_end)
+    if cfg.experiment.steps is not None:
+        _validate_experiment(cfg)
+        lo_x = hi_x = ld.x_initial
+    else:
+        lo_x, hi_x = min(ld.x_initial, ld.x_end), max(ld.x_initial, ld.x_end)
     if cs.law == "table" and (lo_x < min(cs.strain_x) - 1e-12 or hi_x > max(cs.strain_x) + 1e-12):
         raise ConfigError(f"loading: x from {ld.x_initial} to {ld.x_end} leaves the "
                           f"chemical-strain table range [{min(cs.strain_x)}, "
                           f"{max(cs.strain_x)}]: extend materials.grain.chemical_strain or "
                           f"change loading.x_end")
 
-    if ld.mode == "galvanostatic":
+    if cfg.experiment.steps is not None:
+        pass
+    elif ld.mode == "galvanostatic":
         if ld.direction == "charge" and not ld.x_end < ld.x_initial:
             raise ConfigError(f"loading.x_end = {ld.x_end} must be below loading.x_initial = "
                               f"{ld.x_initial} for a charge (delithiation)")
@@ -748,6 +839,56 @@ def validate(cfg: Config) -> None:
         if len(vc) != 2 or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in vc):
             raise ConfigError(f"analysis.valence_calibration = {_fmt(vc)}: expected two pairs "
                               f"[[xi_1, v_1], [xi_2, v_2]] or null")
+
+
+def _validate_experiment(cfg: Config) -> None:
+    """Steps that parse and that the chosen kinetics can run; OCP table and outputs."""
+    from nmcfem.experiment import CV, parse_steps
+
+    ec = cfg.electrochemistry
+    steps = parse_steps(cfg.experiment.steps)
+    if ec.kinetics == "uniform" and any(s.kind == CV for s in steps):
+        raise ConfigError("experiment.steps: a constant-voltage hold needs "
+                          "electrochemistry.kinetics: butler-volmer (under uniform kinetics the "
+                          "current is imposed, not the potential)")
+    if ec.kinetics == "butler-volmer" and cfg.cohesive.enabled and \
+            cfg.cohesive.open_crack_reacts:
+        raise ConfigError("cohesive.open_crack_reacts = true is not yet available with "
+                          "electrochemistry.kinetics: butler-volmer: set it false, or use "
+                          "kinetics: uniform")
+    if ec.ocp == "table":
+        if ec.ocp_table is None or not Path(ec.ocp_table).is_file():
+            raise ConfigError(f"electrochemistry.ocp_table = {ec.ocp_table!r} not found "
+                              f"(relative to {Path.cwd()}): give a text file of two columns, "
+                              f"stoichiometry and U [V], or set electrochemistry.ocp: Chen2020")
+        read_ocp_table(ec.ocp_table)
+    s0, s1 = ec.stoichiometry_at_x
+    if s0 == s1:
+        raise ConfigError(f"electrochemistry.stoichiometry_at_x = {[s0, s1]}: the two "
+                          f"stoichiometries must differ")
+    n = len(steps)
+    for i, item in enumerate(cfg.output.at_step_ends):
+        ok = isinstance(item, (list, tuple)) and len(item) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in item)
+        if not ok or not (1 <= item[0] <= cfg.experiment.cycles and 1 <= item[1] <= n):
+            raise ConfigError(f"output.at_step_ends[{i}] = {_fmt(item)}: expected [cycle, step] "
+                              f"with cycle in 1..{cfg.experiment.cycles} (experiment.cycles) and "
+                              f"step in 1..{n} (experiment.steps)")
+
+
+def read_ocp_table(path: str | Path) -> tuple[list[float], list[float]]:
+    """Stoichiometry (ascending) and U (V) of a two-column OCP text file."""
+    import numpy as np
+
+    try:
+        table = np.loadtxt(path, comments="#", delimiter=None, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"electrochemistry.ocp_table = '{path}': cannot read two numeric "
+                          f"columns ({exc})") from None
+    if table.shape[1] != 2 or table.shape[0] < 2 or np.any(np.diff(table[:, 0]) <= 0):
+        raise ConfigError(f"electrochemistry.ocp_table = '{path}': expected at least two rows "
+                          f"of 'stoichiometry U[V]', strictly ascending in stoichiometry")
+    return table[:, 0].tolist(), table[:, 1].tolist()
 
 
 # --- Hashing -----------------------------------------------------------------------------------

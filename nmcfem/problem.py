@@ -16,6 +16,7 @@ import dolfinx
 from nmcfem.cohesive.particle import ParticleCracks
 from nmcfem.config import Config
 from nmcfem.diagnostics import Diagnostics
+from nmcfem.experiment_protocol import ExperimentProtocol
 from nmcfem.materials import MaterialFields
 from nmcfem.mechanics import MechanicsProblem
 from nmcfem.protocol import ChargeProtocol
@@ -56,12 +57,26 @@ class ChemoMechanicsProblem:
                                           self.linear)
         self.mechanics = MechanicsProblem(domain, cfg, self.materials, W, self.transport.x,
                                           self.cracks, sigma_h, self.linear)
-        self.protocol = ChargeProtocol(cfg, self.transport)
+        if cfg.experiment.steps is None:
+            self.protocol = ChargeProtocol(cfg, self.transport)
+        else:
+            self.protocol = ExperimentProtocol(cfg, self.transport, self._exposed_area,
+                                               self._cracked_area)
         self.diagnostics = Diagnostics(domain, self.materials, self.transport, self.mechanics,
                                        self.cracks)
         self.last: dict[str, Any] = {}
         # energies of the committed state, for the snap flag of the next step
         self._energies = self.diagnostics.energies() if self.cracks is not None else {}
+
+    def _exposed_area(self) -> float:
+        """Crack-face area open to the electrolyte (m^2)."""
+        return self.cracks.transport.exposed_area if self.cracks is not None else 0.0
+
+    def _cracked_area(self) -> float:
+        """Fully cracked interface area (m^2)."""
+        if self.cracks is None:
+            return 0.0
+        return self.cracks.diagnostics()["cracked_area_full [m^2]"]
 
     # --- the step of the time loop ---------------------------------------------------------
 
@@ -98,6 +113,7 @@ class ChemoMechanicsProblem:
         energy balance residual grew by more than SNAP_FRACTION of the energy it dissipated
         released energy unstably: it is flagged as a snap (``last["snap"]``)."""
         self.t += self.last["dt"]
+        self.protocol.accept(self.last["dt"])
         self.transport.accept()
         self.mechanics.accept()
         if self.cracks is not None:
@@ -165,7 +181,7 @@ class ChemoMechanicsProblem:
 
     def row(self) -> dict[str, float]:
         """Time-series quantities of the committed state (collective)."""
-        return self.diagnostics.row(self.t)
+        return {**self.diagnostics.row(self.t), **self.protocol.row()}
 
     @property
     def timings(self) -> dict[str, float]:

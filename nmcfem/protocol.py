@@ -1,5 +1,5 @@
-"""The loading protocol of a run and its state: a constant-current charge or discharge with a
-surface cut-off and a local constant-voltage hold, or a potentiostatic surface.
+"""The flat one-step loading protocol (``experiment.steps: null``) and what every protocol
+shares: the ledger of charge and energy passed, and the time loop's interface.
 
 Galvanostatic (CC): a constant current density until the mean Li fraction reaches ``x_end`` — a
 known time, since the current fixes d(mean x)/dt — or until the surface reaches its limit
@@ -8,8 +8,12 @@ cut-off). There the run either stops (``cv_hold: false``) or holds each surface 
 reaches the limit at it (local CV, phase "hold") while the rest keeps its current, until the
 mean reaches ``x_end``. Potentiostatic: a fixed surface Li fraction until ``t_end``.
 
-The protocol's state (phase, held surface nodes, when the hold began) is part of every
-checkpoint, so a restart inside the hold continues exactly where the run stopped.
+A protocol offers the time loop: ``end_time()``, ``events()`` as (name, value, target,
+tolerance) with the value decreasing towards the target, ``redo_for(crossed)`` (an active-set
+update that redoes the trial step), ``step_done(t, hits, at_end)`` (advance; a reason string
+when the protocol is over), ``progress(t)``, ``accept(dt)``, ``row()``, ``state()`` and
+``restore(state)``. The protocol's state is part of every checkpoint, so a restart inside a
+hold continues exactly where the run stopped.
 """
 
 from __future__ import annotations
@@ -25,6 +29,54 @@ from nmcfem.config import Config
 from nmcfem.transport import SECONDS_PER_HOUR, TransportProblem
 
 GALVANOSTATIC, HOLD, POTENTIOSTATIC = "galvanostatic", "hold", "potentiostatic"
+#: coulombs per mAh
+COULOMB_PER_MAH = 3.6
+
+
+class Ledger:
+    """Charge (C) and energy (J) passed through the particle's surface, positive on charge.
+
+    Each accepted backward-Euler step adds its own current times its length, so the charge
+    equals F times the Li removed to the tolerance of the solves.
+    """
+
+    def __init__(self, transport: TransportProblem):
+        self.transport = transport
+        self.charge = 0.0  # C
+        self.energy = 0.0  # J
+        self.voltage = transport.voltage  # V: of the last accepted step
+        self.current = 0.0  # A: of the last accepted step
+
+    def accept(self, dt: float) -> None:
+        """Book the accepted step of length dt (s)."""
+        tr = self.transport
+        self.voltage, self.current = tr.voltage, tr.current
+        self.charge += tr.current * dt
+        self.energy += tr.voltage * tr.current * dt
+
+    def row(self) -> dict[str, float]:
+        """Electrical series quantities of the last accepted step (units in the keys)."""
+        return {"voltage [V]": self.voltage, "current [A]": self.current,
+                "capacity [mAh]": self.charge / COULOMB_PER_MAH,
+                "energy [J]": self.energy}
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state: the ledger, the last step's voltage and current, and the solver's
+        present potential (the next step's start)."""
+        return {"charge [C]": self.charge, "energy [J]": self.energy,
+                "voltage [V]": self.voltage, "current [A]": self.current,
+                "potential [V]": self.transport.voltage}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Adopt a checkpointed state."""
+        self.charge = float(state.get("charge [C]", 0.0))
+        self.energy = float(state.get("energy [J]", 0.0))
+        tr = self.transport
+        self.voltage = float(state.get("voltage [V]", self.voltage))
+        self.current = tr.current = float(state.get("current [A]", 0.0))
+        if "potential [V]" in state:
+            tr.reaction.V.value = float(state["potential [V]"])
+            tr.reaction.accept()
 
 
 class ChargeProtocol:
@@ -38,6 +90,7 @@ class ChargeProtocol:
 
     def __init__(self, cfg: Config, transport: TransportProblem):
         self.cfg, self.transport = cfg, transport
+        self.ledger = Ledger(transport)
         ld = cfg.loading
         self.charge = ld.direction == "charge"
         self.limit = ld.surface_x_min if self.charge else ld.surface_x_max
@@ -73,19 +126,50 @@ class ChargeProtocol:
             done = max(done, t / ld.t_end)
         return float(min(1.0, max(0.0, done)))
 
-    def events(self) -> list[tuple[str, float, float]]:
-        """Events of the current phase as (name, value, target), oriented so that the value
-        decreases towards the target: the free surface reaching its limit, and (once part of
-        the surface is held) the mean Li fraction reaching x_end."""
+    def events(self) -> list[tuple[str, float, float, float]]:
+        """Events of the current phase as (name, value, target, tolerance), oriented so that
+        the value decreases towards the target: the free surface reaching its limit, and (once
+        part of the surface is held) the mean Li fraction reaching x_end."""
         if self.phase == POTENTIOSTATIC:
             return []
         lo, hi = self.transport.surface_range(exclude=self.transport.held)
-        events = [("surface limit", lo, self.limit) if self.charge
-                  else ("surface limit", -hi, -self.limit)]
+        events = [("surface limit", lo, self.limit, self.tol) if self.charge
+                  else ("surface limit", -hi, -self.limit, self.tol)]
         if self.phase == HOLD:
             sign = 1.0 if self.charge else -1.0
-            events.append(("x_end", sign * self.transport.mean_x(), sign * self.cfg.loading.x_end))
+            events.append(("x_end", sign * self.transport.mean_x(),
+                           sign * self.cfg.loading.x_end, self.tol))
         return events
+
+    def redo_for(self, crossed: dict[str, float]) -> bool:
+        """During the hold, surface nodes that the trial step took past the limit are held and
+        the step is redone (True); any other crossing is located in time (False)."""
+        if self.phase == HOLD and "x_end" not in crossed:
+            self.hold_overshoot()
+            return True
+        return False
+
+    def step_done(self, t: float, hits: list[str], at_end: bool) -> str | None:
+        """React to the events hit by the step that ended at t (s); the reason the protocol is
+        over, or None."""
+        ld = self.cfg.loading
+        if at_end:
+            return "x_end reached" if self.end_time() < (ld.t_end or float("inf")) else "t_end"
+        if "x_end" in hits:
+            return "x_end reached (surface partly held at its limit)"
+        if "surface limit" in hits:
+            if not ld.cv_hold:
+                return "surface limit reached (cv_hold off)"
+            self.clamp_surface(t)
+        return None
+
+    def accept(self, dt: float) -> None:
+        """Book the accepted step of length dt (s)."""
+        self.ledger.accept(dt)
+
+    def row(self) -> dict[str, float]:
+        """Series quantities of the protocol: voltage, current, capacity, step and cycle."""
+        return {**self.ledger.row(), "protocol_step": 1, "cycle": 1}
 
     def clamp_surface(self, t: float) -> int:
         """Hold the surface nodes that reached the limit (within the tolerance) at it, from now
@@ -129,12 +213,13 @@ class ChargeProtocol:
 
     def state(self) -> dict[str, Any]:
         """JSON-able protocol state for checkpoints (the held nodes are the ``held`` field)."""
-        return {"phase": self.phase, "hold_start [s]": self.hold_start}
+        return {"phase": self.phase, "hold_start [s]": self.hold_start, **self.ledger.state()}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Adopt a checkpointed state; ``held`` must already hold the checkpointed field."""
         self.phase = state.get("phase", self.phase)
         self.hold_start = state.get("hold_start [s]")
+        self.ledger.restore(state)
         dofs = np.flatnonzero(self.held.x.array > 0.5).astype(np.int32)
         value = self.cfg.loading.surface_x if self.phase == POTENTIOSTATIC else self.limit
         self.transport.hold(dofs, value * self.transport.c_max)

@@ -18,6 +18,7 @@ from mpi4py import MPI
 from nmcfem import timeloop
 from nmcfem.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from nmcfem.config import Config, to_dict
+from nmcfem.cycling import CYCLES, cycle_table, voltage_figures, write_cycles
 from nmcfem.diagnostics import FIELD_UNITS
 from nmcfem.orientations import grain_rotations
 from nmcfem.outputs import SNAPSHOT
@@ -44,8 +45,11 @@ class RunRecorder:
     progress: Progress reporter (or None: no step progress).
     """
 
-    def __init__(self, cfg: Config, folder: Any, progress: Any = None):
+    def __init__(self, cfg: Config, folder: Any, progress: Any = None,
+                 at_step_end: Any = None):
         self.cfg, self.folder, self.progress = cfg, folder, progress
+        #: callable(problem, time step, cycle, step): the outputs at an experiment step's end
+        self.at_step_end = at_step_end
         self.final: dict[str, Any] = {}
         self.peaks: dict[str, float] = {}
 
@@ -80,6 +84,9 @@ class RunRecorder:
             t0 = time.perf_counter()
             if step % out.fields_every == 0:
                 write_fields(self.folder, problem, step)
+            completed = info.get("completed")
+            if completed and list(completed) in out.at_step_ends and self.at_step_end:
+                self.at_step_end(problem, step, *completed)
             if out.checkpoint_every and step % out.checkpoint_every == 0:
                 write_checkpoint(self.folder.path, problem, info, self.folder.comm)
             self.folder.add_timing("output", time.perf_counter() - t0)
@@ -124,11 +131,31 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
     rotations = grain_rotations(cfg.geometry, domain.grain_centroids)
     problem = ChemoMechanicsProblem(domain, cfg, rotations)
     folder.add_timing("setup", time.perf_counter() - t0)
+    if cfg.experiment.steps is None:
+        loading = (f"surface flux {problem.transport.flux_value:.4g} mol/m^2/s; ends at t = "
+                   f"{problem.protocol.end_time():.1f} s")
+    else:
+        steps = "; ".join(s.text for s in problem.protocol.steps)
+        loading = (f"experiment ({cfg.electrochemistry.kinetics}): {steps}"
+                   + (f"; x {cfg.experiment.cycles} cycles" if cfg.experiment.cycles > 1 else "")
+                   + f"; 1C = {problem.transport.one_c_current:.4g} A")
     say(f"problem: {problem.unknowns()['diffusion']} Li unknowns, "
-        f"{problem.unknowns()['elasticity']} displacement unknowns; surface flux "
-        f"{problem.transport.flux_value:.4g} mol/m^2/s; ends at t = "
-        f"{problem.protocol.end_time():.1f} s")
-    recorder = RunRecorder(cfg, folder, progress)
+        f"{problem.unknowns()['elasticity']} displacement unknowns; {loading}")
+    def at_step_end(problem: Any, number: int, cycle: int, step: int) -> None:
+        """Fields and an analysis snapshot at the end of experiment step ``step`` of ``cycle``
+        (time step ``number``)."""
+        if number % cfg.output.fields_every:
+            write_fields(folder, problem, number)
+        snapshot(folder.path / f"analysis_snapshot_cycle{cycle:04d}_step{step:02d}.npz", problem)
+        say(f"wrote fields and the analysis snapshot at the end of cycle {cycle}, step {step}")
+
+    def snapshot(path: Path, problem: Any) -> None:
+        write_analysis_snapshot(path, domain, problem.x, problem.t,
+                                list(cfg.output.snapshot_depths),
+                                {"config": to_dict(cfg), "time [s]": problem.t}, comm,
+                                facets=problem.cracks.facet_snapshot() if problem.cracks else None)
+
+    recorder = RunRecorder(cfg, folder, progress, at_step_end)
     start = {"t_start": 0.0, "dt_start": None, "step_start": 0}
     if restart_from is not None:
         state, arrays = load_checkpoint(restart_from, problem.checkpoint_fields())
@@ -146,10 +173,12 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
     t_out = time.perf_counter()
     if summary["steps"] % cfg.output.fields_every:
         write_fields(folder, problem, summary["steps"])
-    write_analysis_snapshot(folder.path / SNAPSHOT, domain, problem.x, problem.t,
-                            list(cfg.output.snapshot_depths),
-                            {"config": to_dict(cfg), "time [s]": problem.t}, comm,
-                            facets=problem.cracks.facet_snapshot() if problem.cracks else None)
+    snapshot(folder.path / SNAPSHOT, problem)
+    if cfg.experiment.steps is not None and folder.root:
+        table = cycle_table(folder.rows, problem.protocol.steps)
+        write_cycles(folder.path / CYCLES, table)
+        if cfg.analysis.figures:
+            voltage_figures(folder.rows, problem.protocol.steps, folder.path / "figures")
     folder.add_timing("output", time.perf_counter() - t_out)
     for phase, seconds in problem.timings.items():
         folder.add_timing(phase, seconds)

@@ -20,15 +20,18 @@ import dolfinx
 import dolfinx.fem.petsc
 import ufl
 
-from nmcfem.config import Config
+from nmcfem.config import Config, read_ocp_table
+from nmcfem.errors import SolverError
 from nmcfem.geometry import OUTER_SURFACE
 from nmcfem.materials import MaterialFields
 from nmcfem.physics import diffusion
+from nmcfem.physics.electrochemistry import FARADAY, GAS_CONSTANT, Kinetics
 from nmcfem.solvers import LinearSolver, solve_options
+from nmcfem.surface_reaction import CURRENT, SurfaceReaction
 
 SECONDS_PER_HOUR = 3600.0
-#: universal gas constant (J/mol/K), CODATA 2018
-GAS_CONSTANT = 8.314462618
+#: quadrature degree of the surface reaction terms (exact for quartic integrands on a facet)
+REACTION_QUADRATURE_DEGREE = 4
 
 
 class TransportProblem:
@@ -82,6 +85,35 @@ class TransportProblem:
         a_c, L_c = diffusion.backward_euler_forms(c, v, self.c_old, self.dt, D,
                                                   self.ds(OUTER_SURFACE), self.flux, stress_term)
         self.a_c, self.L_c = dolfinx.fem.form(a_c), dolfinx.fem.form(L_c)
+        ec = cfg.electrochemistry
+        table = read_ocp_table(ec.ocp_table) if ec.ocp == "table" else None
+        # UFL would integrate the exponentials and tanh of Butler-Volmer with a quadrature
+        # degree of 10 and more (and assemble 30x slower); P1 concentrations need far less
+        ds_reaction = self.ds(OUTER_SURFACE, metadata={"quadrature_degree":
+                                                       REACTION_QUADRATURE_DEGREE})
+        self.reaction = SurfaceReaction(self.c, self.c_max, ds_reaction,
+                                        Kinetics(ec, self.c_max, cfg.loading.temperature, table))
+        #: Butler-Volmer kinetics of experiment steps: the step is a Newton iteration on c and V
+        self.butler_volmer = cfg.experiment.steps is not None and ec.kinetics == "butler-volmer"
+        self.reaction_active = False  # set by the protocol for its cc, cv and rest steps
+        if self.butler_volmer:
+            r = self.reaction
+            # where more Li slows the reaction (dN/dc < 0: the exchange current's vacancy
+            # factor near a full surface on charge) the derivative is left out of the matrix,
+            # which would lose its positive definiteness; the iteration then converges linearly
+            # there, to the same solution
+            a_r, L_r = diffusion.linearised_reaction_forms(c, v, self.c, r.N,
+                                                           ufl.max_value(r.N_c, 0.0), r.ds)
+            self.a_newton = dolfinx.fem.form(a_c + a_r)  # for lifting held values
+            self.a_react = dolfinx.fem.form(a_r)
+            self.L_newton = dolfinx.fem.form(L_c + L_r)
+            self.b_volt = dolfinx.fem.petsc.create_vector(V)
+            # the bulk operator changes only with dt: assembled once, the surface added to it
+            self.A_bulk = dolfinx.fem.petsc.create_matrix(self.a_c)
+            self.A_newton: PETSc.Mat | None = None
+            self._bulk_dt: float | None = None
+        self._li_old = 0.0  # mol: total Li of the committed state (set below)
+        self.current = 0.0  # A: net reaction current of the last step, positive on charge
         self.A_c = dolfinx.fem.petsc.create_matrix(self.a_c)
         self.b_c = dolfinx.fem.petsc.create_vector(V)
         self.ksp = LinearSolver(self.comm, self.A_c, solve_options(cfg.solver, linear, "diffusion"),
@@ -97,6 +129,9 @@ class TransportProblem:
         self.grain_dofs = materials.grain_dofs(V)
 
         self._total_li = dolfinx.fem.form(self.c * ufl.dx)
+        self._li_old = self.total_li()
+        #: the current (A) of 1C: the particle's capacity c_max V F over one hour
+        self.one_c_current = self.c_max * self.volume * FARADAY / SECONDS_PER_HOUR
 
     def _integrate(self, expr) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(expr)),
@@ -105,8 +140,8 @@ class TransportProblem:
     def _surface_flux(self) -> float:
         """Outward Li flux j (mol/m^2/s) of a galvanostatic C-rate on the discrete particle."""
         ld = self.cfg.loading
-        if ld.mode != "galvanostatic":
-            return 0.0
+        if ld.mode != "galvanostatic" or self.cfg.experiment.steps is not None:
+            return 0.0  # an experiment's protocol sets the current of each step
         sign = 1.0 if ld.direction == "charge" else -1.0
         return sign * ld.c_rate * self.c_max * self.volume / (self.outer_area * SECONDS_PER_HOUR)
 
@@ -137,8 +172,108 @@ class TransportProblem:
 
     # --- stepping --------------------------------------------------------------------------
 
+    def set_uniform_current(self, current: float, exposed_area: float = 0.0) -> None:
+        """A uniform outward flux carrying ``current`` (A, positive on charge), shared with
+        crack faces open to the electrolyte (``exposed_area``, m^2)."""
+        self.flux_value = current / (FARADAY * self.outer_area)
+        self.share_current(exposed_area)
+
     def solve(self, dt: float) -> int:
-        """Backward-Euler step of length dt (s) from c_old; returns Krylov iterations."""
+        """Backward-Euler step of length dt (s) from c_old; returns Krylov iterations. Under
+        Butler-Volmer kinetics a Newton iteration on c (and V under constant current); the
+        step's reaction current and particle potential follow (``current``, ``voltage``)."""
+        if self.reaction_active:
+            its = self._solve_reaction(dt)
+            self.current = self.reaction.total_current()
+        else:
+            its = self._solve_linear(dt)
+            self.current = FARADAY * (self._li_old - self.total_li()) / dt
+            self.reaction.voltage_for(self.current)
+        return its
+
+    @property
+    def voltage(self) -> float:
+        """Particle potential (V vs Li/Li+) of the trial or last accepted step."""
+        return float(self.reaction.V.value)
+
+    def _solve_reaction(self, dt: float) -> int:
+        """Newton iteration of a backward-Euler step with the Butler-Volmer surface flux; under
+        constant current each iteration also updates V (a bordered system: two solves with one
+        matrix). Raises SolverError when it does not converge."""
+        r, ec = self.reaction, self.cfg.electrochemistry
+        self.dt.value = dt
+        self._assembled_dt = None
+        its = 0
+        c = self.c.x.petsc_vec
+        c_it, c_volt = c.duplicate(), c.duplicate()
+        try:
+            for _ in range(ec.max_newton_iterations):
+                t0 = time.perf_counter()
+                c.copy(c_it)
+                if self._bulk_dt != dt:
+                    self.A_bulk.zeroEntries()
+                    dolfinx.fem.petsc.assemble_matrix(self.A_bulk, self.a_c)
+                    self.A_bulk.assemble()
+                    self._bulk_dt = dt
+                if self.A_newton is None:
+                    self.A_newton = self.A_bulk.duplicate(copy=True)
+                A = self.A_newton
+                # the surface terms couple DOFs of one facet: inside the bulk pattern
+                self.A_bulk.copy(A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+                dolfinx.fem.petsc.assemble_matrix(A, self.a_react)
+                A.assemble()
+                self.ksp.set_operator(A if self.coupling is None else
+                                      self.coupling.operator(A, self._bc_global))
+                self._assemble_rhs(self.b_c, self.L_newton, self.a_newton)
+                if r.control == CURRENT:
+                    self._assemble_rhs(self.b_volt, r.rhs_volt_form(), self.a_newton,
+                                       homogeneous=True)
+                    lin = r.linearise()
+                t1 = time.perf_counter()
+                its += self.ksp.solve(self.b_c, c)
+                dV = 0.0
+                if r.control == CURRENT:
+                    its += self.ksp.solve(self.b_volt, c_volt)
+                    dV = r.voltage_update(lin, c_it.array_r, c.array_r, c_volt.array_r)
+                    c.axpy(dV, c_volt)
+                    r.V.value = float(r.V.value) + dV
+                self.c.x.scatter_forward()
+                self.timings["assembly"] += t1 - t0
+                self.timings["solve"] += time.perf_counter() - t1
+                change = self.comm.allreduce(
+                    float(np.max(np.abs(c.array_r - c_it.array_r), initial=0.0)),
+                    op=MPI.MAX) / self.c_max
+                if not np.isfinite(change):
+                    break
+                if change < ec.newton_tolerance and abs(dV) < 1e-9:
+                    self.update_x()
+                    return its
+        finally:
+            c_it.destroy()
+            c_volt.destroy()
+        self.update_x()
+        raise SolverError(f"surface reaction: Newton did not converge in "
+                          f"{ec.max_newton_iterations} iterations "
+                          f"(electrochemistry.max_newton_iterations) at dt = {dt:.3g} s")
+
+    def _assemble_rhs(self, b: PETSc.Vec, L: Any, a: Any, homogeneous: bool = False) -> None:
+        """Assemble the right-hand side ``L`` into ``b`` with the held DOFs' values (zero for
+        ``homogeneous``) and the interface terms."""
+        with b.localForm() as local:
+            local.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(b, L)
+        if self.bcs:
+            dolfinx.fem.petsc.apply_lifting(b, [a], [self.bcs],
+                                            alpha=0.0 if homogeneous else 1.0)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        if self.coupling is not None:
+            self.coupling.add_rhs(b, self._bc_global, 0.0 if homogeneous else self._bc_value,
+                                  0.0)
+        if self.bcs:
+            dolfinx.fem.petsc.set_bc(b, self.bcs, alpha=0.0 if homogeneous else 1.0)
+
+    def _solve_linear(self, dt: float) -> int:
+        """Backward-Euler step with an imposed surface flux and held nodes."""
         t0 = time.perf_counter()
         coupling = self.coupling
         if self._assembled_dt != dt or (coupling is not None and coupling.changed):
@@ -185,11 +320,14 @@ class TransportProblem:
     def accept(self) -> None:
         """The trial concentration becomes the previous state of the next step."""
         self.c_old.x.array[:] = self.c.x.array
+        self._li_old = self.total_li()
+        self.reaction.accept()
 
     def reject(self) -> None:
         """Return to the previous state."""
         self.c.x.array[:] = self.c_old.x.array
         self.update_x()
+        self.reaction.reject()
 
     # --- results ---------------------------------------------------------------------------
 
@@ -220,4 +358,8 @@ class TransportProblem:
         """Free PETSc objects."""
         self.ksp.destroy()
         self.A_c.destroy()
+        if self.butler_volmer:
+            for obj in (self.A_bulk, self.A_newton, self.b_volt):
+                if obj is not None:
+                    obj.destroy()
         self.b_c.destroy()

@@ -125,7 +125,7 @@ def test_snaps_complete_inside_their_step(snapping_run):
     """The shell/core interface debonds in unstable advances: each completes inside the step
     that reaches it (flagged, its released energy in the balance residual); no step is redone
     because damage grew, and every step length follows the transport control alone."""
-    from nmcfem.timeloop import SAFETY
+    from nmcfem.stepping import SAFETY
 
     rows = _series(snapping_run)
     cfg = load_config(REPO / "configs" / "quick_cracks.yaml")

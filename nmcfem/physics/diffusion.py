@@ -42,3 +42,21 @@ def backward_euler_forms(c, v, c_old, dt, D, ds_flux, flux, stress_term=None):
         a -= factor * c * ufl.inner(ufl.dot(D, ufl.grad(sigma_h)), ufl.grad(v)) * ufl.dx
     L = (c_old / dt) * v * ufl.dx - flux * v * ds_flux
     return a, L
+
+
+def linearised_reaction_forms(c, v, c_it, N, N_c, ds_reaction):
+    """Forms of one Newton iteration for a surface reaction flux N(c) (mol/m^2/s, outward),
+    linearised about the iterate c_it: N(c) ~ N(c_it) + dN/dc (c - c_it).
+
+    The returned a and L add to :func:`backward_euler_forms` (with its flux at zero):
+    a = int dN/dc c v ds, L = -int (N(c_it) - dN/dc c_it) v ds.
+
+    Parameters
+    ----------
+    c, v: trial and test functions; c_it: the current iterate (mol/m^3).
+    N, N_c: the flux and its derivative with respect to c at c_it (m/s).
+    ds_reaction: surface measure where the reaction takes place.
+    """
+    a = N_c * c * v * ds_reaction
+    L = -(N - N_c * c_it) * v * ds_reaction
+    return a, L

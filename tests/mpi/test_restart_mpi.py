@@ -41,3 +41,34 @@ def test_restart_inside_the_hold_on_two_ranks(repo, tmp_path, monkeypatch):
     for ra, rb in zip(rows, b):
         for key in ("time [s]", "mean_x [-]", "surface_x_min [-]", "total_li [mol]"):
             assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-10, abs=1e-14), key
+
+
+EXPERIMENT = ["experiment.steps=['Charge at 3C until 4.3 V', 'Hold at 4.3 V until C/5', "
+              "'Rest for 5 minutes', 'Discharge at 3C until 3.7 V']", "experiment.cycles=2",
+              "output.checkpoint_every=1", "analysis.enabled=false", "output.pictures=false"]
+
+
+def test_experiment_restart_in_a_hold_and_at_a_cycle_boundary_on_two_ranks(repo, tmp_path,
+                                                                            monkeypatch):
+    world = MPI.COMM_WORLD
+    root = Path(world.bcast(str(tmp_path) if world.rank == 0 else None, root=0))
+    extra = [f"output.mesh_cache={root / 'meshes'}", *EXPERIMENT]
+    cfg = load_config(repo / "configs" / "quick.yaml", extra)
+    run_command(cfg, "quick", str(root / "full"), comm=world, quiet=True)
+    rows = _series(root / "full")
+    in_hold = [int(r["step"]) for r in rows if r["protocol_step"] == "2"][2]
+    boundary = next(int(r["step"]) for r in rows if r["cycle"] == "2") - 1
+    for name, step in (("hold", in_hold), ("boundary", boundary)):
+        undo = interrupt_after_step(monkeypatch, step)
+        with pytest.raises(KeyboardInterrupt):
+            run_command(cfg, "quick", str(root / name), comm=world, quiet=True)
+        undo()
+        assert main(["run", str(repo / "configs" / "quick.yaml"), "--restart", str(root / name),
+                     *[a for o in extra for a in ("--set", o)]]) == 0
+        b = _series(root / name)
+        assert len(b) == len(rows)
+        for ra, rb in zip(rows, b):
+            for key in ("time [s]", "mean_x [-]", "total_li [mol]", "voltage [V]", "current [A]",
+                        "capacity [mAh]", "cycle", "protocol_step"):
+                assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-10,
+                                                       abs=1e-20), (name, key)

@@ -1,0 +1,97 @@
+"""Experiments end to end on the quick particle: two cycles of CC-CV-rest-CC, the per-cycle
+table and figures, outputs at chosen step ends, and restart equal to the uninterrupted run
+inside a hold and at a cycle boundary."""
+
+import csv
+import itertools
+from pathlib import Path
+
+import pytest
+
+from nmcfem.config import load_config
+from nmcfem.runner import run_command
+from tests.conftest import interrupt_then_restart
+
+pytestmark = pytest.mark.slow
+
+STEPS = ["Charge at 3C until 4.3 V", "Hold at 4.3 V until C/5", "Rest for 5 minutes",
+         "Discharge at 3C until 3.7 V"]
+OVERRIDES = [f"experiment.steps={STEPS!r}", "experiment.cycles=2", "output.checkpoint_every=1",
+             "output.at_step_ends=[[1, 2], [2, 4]]", "analysis.enabled=false",
+             "analysis.figures=true", "output.pictures=false"]
+COLUMNS = ("time [s]", "mean_x [-]", "surface_x_min [-]", "total_li [mol]", "voltage [V]",
+           "current [A]", "capacity [mAh]", "protocol_step", "cycle")
+
+
+def _rows(folder, name="series.csv"):
+    with open(folder / name) as fh:
+        return list(csv.DictReader(fh))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    repo = REPO
+    root = tmp_path_factory.mktemp("experiment")
+    overrides = [*OVERRIDES, f"output.mesh_cache={root / 'meshes'}"]
+    cfg = load_config(repo / "configs" / "quick.yaml", overrides)
+    assert run_command(cfg, "quick", str(root / "full"), quiet=True) == "done"
+    return cfg, root, overrides
+
+
+def test_two_cycles_write_series_cycles_figures_and_step_end_outputs(full):
+    cfg, root, _ = full
+    rows = _rows(root / "full")
+    assert {int(r["cycle"]) for r in rows} == {1, 2}
+    runs = [(int(c), int(s)) for (c, s), _ in
+            itertools.groupby((r["cycle"], r["protocol_step"]) for r in rows[1:])]
+    assert runs == [(c, s) for c in (1, 2) for s in (1, 2, 3, 4)]
+    held = [r for r in rows if r["protocol_step"] == "2" and float(r["dt [s]"]) > 0]
+    assert all(float(r["voltage [V]"]) == pytest.approx(4.3, abs=1e-12) for r in held)
+    charge = [r for r in rows if r["protocol_step"] == "1" and float(r["dt [s]"]) > 0]
+    assert max(float(r["voltage [V]"]) for r in charge) <= 4.3 + cfg.experiment.voltage_tolerance
+    cycles = _rows(root / "full", "cycles.csv")
+    assert [int(c["cycle"]) for c in cycles] == [1, 2]
+    for c in cycles:
+        assert float(c["charge_capacity [mAh]"]) > 0 and float(c["discharge_capacity [mAh]"]) > 0
+        assert float(c["time_at_upper_cutoff [s]"]) > 0
+    for name in ("analysis_snapshot_cycle0001_step02.npz", "analysis_snapshot_cycle0002_step04.npz",
+                 "figures/voltage_capacity.png", "figures/hold_current.png"):
+        assert (root / "full" / name).is_file(), name
+
+
+@pytest.mark.parametrize("where", ["hold", "cycle boundary"])
+def test_restart_equals_the_uninterrupted_run(repo, full, monkeypatch, where):
+    cfg, root, overrides = full
+    rows = _rows(root / "full")
+    if where == "hold":
+        step = [int(r["step"]) for r in rows if r["protocol_step"] == "2"][2]
+    else:  # the checkpoint of the step that began cycle 2
+        step = next(int(r["step"]) for r in rows if r["cycle"] == "2") - 1
+    part = root / f"part-{where.replace(' ', '-')}"
+    interrupt_then_restart(monkeypatch, cfg, repo / "configs" / "quick.yaml", "quick", part,
+                           step, overrides, root / "meshes")
+    b = _rows(part)
+    assert len(b) == len(rows)
+    for ra, rb in zip(rows, b):
+        for key in COLUMNS:
+            assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-10, abs=1e-20), key
+    for x, y in zip(_rows(part, "cycles.csv"), _rows(root / "full", "cycles.csv"), strict=True):
+        assert all(float(x[k]) == pytest.approx(float(y[k]), rel=1e-10, abs=1e-20) for k in x)
+
+
+def test_cracked_area_termination_stops_the_experiment(tmp_path):
+    cfg = load_config(REPO / "configs" / "quick_cracks.yaml", [
+        "experiment.steps=['Charge at 2C until 4.3 V', 'Hold at 4.3 V until C/20']",
+        "experiment.stop_cracked_area=1e-12", "analysis.enabled=false",
+        "output.pictures=false", f"output.mesh_cache={tmp_path / 'meshes'}"])
+    assert run_command(cfg, "quick_cracks", str(tmp_path / "run"), quiet=True) == "done"
+    import json
+
+    summary = json.loads((tmp_path / "run" / "manifest.json").read_text())["summary"]
+    assert summary["stop_reason"].startswith("cracked area")
+    rows = _rows(tmp_path / "run")
+    assert float(rows[-1]["cracked_area_full [m^2]"]) > 1e-12
+    assert float(rows[-2]["cracked_area_full [m^2]"]) <= 1e-12
