@@ -11,6 +11,7 @@ Example::
     import nmcfem
     run = nmcfem.load("runs/default-1a2b3c4d")
     run.series["mean_x"], run.series.units["mean_x"]      # arrays, "-"
+    run.cycles["discharge_capacity"]                      # per cycle (experiments), mAh
     state = run.fields()                                  # last output step
     state["von_mises"].max(), state.units["von_mises"]    # Pa
     cracks = run.interfaces()                             # damage on interface triangles
@@ -211,6 +212,17 @@ class Run:
         if self._series is None:
             self._series = Series(self.path / "series.csv")
         return self._series
+
+    @property
+    def cycles(self) -> Series:
+        """Per-cycle table of an experiment (``cycles.csv``: capacities in mAh, coulombic
+        efficiency, energies in mWh, time at the upper cut-off in s, cracked area in m^2, ...)
+        as arrays by column name, units in ``cycles.units``."""
+        path = self.path / "cycles.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.path}: no cycles.csv (written at the end of runs "
+                                    f"with experiment.steps)")
+        return Series(path)
 
     @property
     def output_steps(self) -> list[int]:

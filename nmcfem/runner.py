@@ -203,14 +203,23 @@ def summary_text(summary: dict[str, Any], path: Path) -> str:
     final = summary.get("final", {})
     lines = [f"done: {summary.get('steps')} steps ({summary.get('rejected_steps')} rejected) to "
              f"t = {summary.get('end_time [s]', 0.0):.1f} s"]
-    for key in ("mean_x [-]", "surface_x_mean [-]", "surface_x_min [-]",
+    for key in ("voltage [V]", "capacity [mAh]", "mean_x [-]", "surface_x_mean [-]",
+                "surface_x_min [-]",
                 "peak_max_principal_stress_grains [Pa]", "peak_max_gb_normal_traction [Pa]",
                 "cracked_area_full [m^2]", "cracked_area_partial [m^2]", "dissipated_energy [J]",
                 "n_cracked_grain_boundaries"):
         if key in final:
             lines.append(f"  {key:40s} {final[key]:.4g}")
+    if "cycles" in summary:
+        lines.append(f"  {'cycles (charge / discharge capacity [mAh], coulombic efficiency)':s}")
+        rows = summary["cycles"]
+        for c in (rows if len(rows) <= 4 else [*rows[:2], *rows[-2:]]):
+            lines.append(f"    cycle {c['cycle']:>4}  {c['charge_capacity [mAh]']:.4g} / "
+                         f"{c['discharge_capacity [mAh]']:.4g}  "
+                         f"{c['coulombic_efficiency [-]']:.6f}")
     lines.append(f"results in {path}/: manifest.json, series.csv, fields/ (*.bp for ParaView, "
                  f"*.h5 for nmcfem.load), analysis_snapshot.npz"
+                 + (", cycles.csv, figures/" if "cycles" in summary else "")
                  + (", pictures/" if "pictures" in summary else "")
                  + (", analysis/" if "analysis" in summary else ""))
     return "\n".join(lines)

@@ -174,11 +174,13 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
     if summary["steps"] % cfg.output.fields_every:
         write_fields(folder, problem, summary["steps"])
     snapshot(folder.path / SNAPSHOT, problem)
-    if cfg.experiment.steps is not None and folder.root:
-        table = cycle_table(folder.rows, problem.protocol.steps)
-        write_cycles(folder.path / CYCLES, table)
-        if cfg.analysis.figures:
-            voltage_figures(folder.rows, problem.protocol.steps, folder.path / "figures")
+    if cfg.experiment.steps is not None:
+        table = cycle_table(folder.rows, problem.protocol.steps)  # the same on every rank
+        summary["cycles"] = table
+        if folder.root:
+            write_cycles(folder.path / CYCLES, table)
+            if cfg.analysis.figures:
+                voltage_figures(folder.rows, problem.protocol.steps, folder.path / "figures")
     folder.add_timing("output", time.perf_counter() - t_out)
     for phase, seconds in problem.timings.items():
         folder.add_timing(phase, seconds)

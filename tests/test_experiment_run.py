@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import nmcfem
 from nmcfem.config import load_config
 from nmcfem.runner import run_command
 from tests.conftest import interrupt_then_restart
@@ -57,6 +58,10 @@ def test_two_cycles_write_series_cycles_figures_and_step_end_outputs(full):
     for c in cycles:
         assert float(c["charge_capacity [mAh]"]) > 0 and float(c["discharge_capacity [mAh]"]) > 0
         assert float(c["time_at_upper_cutoff [s]"]) > 0
+    loaded = nmcfem.load(root / "full")
+    assert list(loaded.cycles["cycle"]) == [1, 2]
+    assert loaded.cycles.units["discharge_capacity"] == "mAh"
+    assert loaded.series.units["voltage"] == "V" and len(loaded.series["current"]) == len(rows)
     for name in ("analysis_snapshot_cycle0001_step02.npz", "analysis_snapshot_cycle0002_step04.npz",
                  "figures/voltage_capacity.png", "figures/hold_current.png"):
         assert (root / "full" / name).is_file(), name
