@@ -100,3 +100,29 @@ def test_cracked_area_termination_stops_the_experiment(tmp_path):
     rows = _rows(tmp_path / "run")
     assert float(rows[-1]["cracked_area_full [m^2]"]) > 1e-12
     assert float(rows[-2]["cracked_area_full [m^2]"]) <= 1e-12
+
+
+def test_uniform_kinetics_rest_and_a_held_surface(tmp_path):
+    """The uniform-flux mode runs experiments too: a constant current to a mean x (reached at
+    its exact time), a rest, then a surface held at a Li fraction (potentiostatic step)."""
+    steps = ["Charge at 2C until x = 0.8", "Rest for 10 minutes",
+             "Hold surface at x = 0.9 for 10 minutes"]
+    cfg = load_config(REPO / "configs" / "quick.yaml", [
+        f"experiment.steps={steps!r}", "electrochemistry.kinetics=uniform",
+        "analysis.enabled=false", "output.pictures=false",
+        f"output.mesh_cache={tmp_path / 'meshes'}"])
+    assert run_command(cfg, "quick", str(tmp_path / "run"), quiet=True) == "done"
+    rows = [{k: float(v) for k, v in r.items()} for r in _rows(tmp_path / "run")]
+    ends = {s: [r for r in rows if r["protocol_step"] == s][-1] for s in (1, 2, 3)}
+    assert ends[1]["mean_x [-]"] == pytest.approx(0.8, abs=1e-9)
+    assert ends[1]["time [s]"] == pytest.approx(0.2 * 1800.0, rel=1e-9)
+    assert 3.5 < ends[1]["voltage [V]"] < 4.3
+    rest = [r for r in rows if r["protocol_step"] == 2]
+    assert all(abs(r["current [A]"]) < 1e-12 * abs(rows[1]["current [A]"]) + 1e-25 for r in rest)
+    assert ends[2]["mean_x [-]"] == pytest.approx(0.8, abs=1e-9)  # a rest keeps the Li
+    assert ends[3]["surface_x_min [-]"] == pytest.approx(0.9, abs=1e-12)
+    assert ends[3]["surface_x_max [-]"] == pytest.approx(0.9, abs=1e-12)
+    assert ends[3]["current [A]"] < 0  # the held surface lithiates the particle
+    passed = sum(r["current [A]"] * r["dt [s]"] for r in rows[1:]) / 96485.33212
+    assert passed == pytest.approx(rows[0]["total_li [mol]"] - rows[-1]["total_li [mol]"],
+                                   rel=1e-8)
