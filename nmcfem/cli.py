@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override analysis settings, e.g. --set analysis.probing_depth=1e-8")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+    p.add_argument("--snapshot", default="analysis_snapshot.npz",
+                   help="snapshot to analyse, e.g. analysis_snapshot_cycle0046_step02.npz "
+                        "(output.at_step_ends); default the end of the run")
 
     p = sub.add_parser("plot", help="3D picture of a run's particle (off-screen PNG)")
     p.add_argument("run_dir", help="folder of a run (holds fields/)")
@@ -127,7 +130,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "analyze":
         from nmcfem.runner import analyze_command
 
-        return analyze_command(args.run_dir, args.measured, args.view, args.overrides, args.out)
+        return analyze_command(args.run_dir, args.measured, args.view, args.overrides, args.out,
+                               args.snapshot)
 
     if args.command == "plot":
         return _plot(args)

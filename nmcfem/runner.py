@@ -264,8 +264,10 @@ def run_analysis(run_dir: Path, cfg: Config, comm: MPI.Comm, say) -> dict[str, A
 
 
 def analyze_command(run_dir: str, measured: list[str] | None, view: list[float] | None,
-                    overrides: list[str], out: str | None) -> int:
-    """``nmcfem analyze``: analyse a finished run against measured maps (rank 0 works)."""
+                    overrides: list[str], out: str | None,
+                    snapshot: str = "analysis_snapshot.npz") -> int:
+    """``nmcfem analyze``: analyse a finished run (its end, or the ``snapshot`` of a chosen
+    experiment step) against measured maps (rank 0 works)."""
     from nmcfem.config import apply_overrides, from_dict, read_yaml
     from nmcfem.errors import ConfigError
     from nmcfem.outputs import CONFIG_COPY
@@ -284,7 +286,7 @@ def analyze_command(run_dir: str, measured: list[str] | None, view: list[float] 
         from nmcfem.analysis.pipeline import analyze_run
 
         return analyze_run(run_path, cfg.analysis, measured=measured or list(cfg.analysis.measured)
-                           or None, out_dir=out)
+                           or None, out_dir=out, snapshot=snapshot)
 
     run_on_root(work)
     log(f"analysis written to {out or run_path / 'analysis'}")

@@ -67,6 +67,19 @@ def test_two_cycles_write_series_cycles_figures_and_step_end_outputs(full):
         assert (root / "full" / name).is_file(), name
 
 
+def test_a_chosen_step_end_is_analysed_on_its_own(full, capsys):
+    from nmcfem.cli import main
+
+    _, root, _ = full
+    out = root / "analysis_cycle1"
+    assert main(["analyze", str(root / "full"), "--snapshot",
+                 "analysis_snapshot_cycle0001_step02.npz", "--out", str(out),
+                 "--set", "analysis.figures=false"]) == 0
+    assert (out / "metrics.json").is_file()
+    assert main(["analyze", str(root / "full"), "--snapshot", "nope.npz"]) == 2
+    assert "analysis_snapshot_cycle0001_step02.npz" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("where", ["hold", "cycle boundary"])
 def test_restart_equals_the_uninterrupted_run(repo, full, monkeypatch, where):
     cfg, root, overrides = full

@@ -16,6 +16,7 @@ from nmcfem.analysis.readers import read_measured
 from nmcfem.analysis.registration import align_map
 from nmcfem.analysis.surface import load_snapshot, ni_valence, render, surface_valence
 from nmcfem.atomic import atomic_write_json
+from nmcfem.errors import AnalysisError
 
 SNAPSHOT = "analysis_snapshot.npz"
 #: pixels at the silhouette edge left out of map comparisons
@@ -63,7 +64,7 @@ def _cracking_history(run_dir: Path, out: Path) -> list[str]:
 
 
 def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None,
-                out_dir: str | Path | None = None) -> dict[str, Any]:
+                out_dir: str | Path | None = None, snapshot: str = SNAPSHOT) -> dict[str, Any]:
     """Analyse a finished run and write figures and ``metrics.json`` (returns the metrics).
 
     Parameters
@@ -72,10 +73,16 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
     settings: the config's ``analysis`` section (or :func:`default_settings`).
     measured: measured files (one STXM ``.hdr``, or two images/``.xrm`` frames), or None.
     out_dir: output folder (default ``run_dir/analysis``).
+    snapshot: snapshot file in ``run_dir`` (e.g. ``analysis_snapshot_cycle0046_step02.npz``
+        of ``output.at_step_ends``).
     """
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "analysis"
-    snap = load_snapshot(run_dir / SNAPSHOT)
+    if not (run_dir / snapshot).is_file():
+        found = sorted(p.name for p in run_dir.glob("analysis_snapshot*.npz"))
+        raise AnalysisError(f"{run_dir}: no snapshot '{snapshot}' (snapshots there: "
+                            f"{', '.join(found) or 'none'})")
+    snap = load_snapshot(run_dir / snapshot)
     v_points, sim = simulated_map(snap, settings)
     result: dict[str, Any] = {
         "time [s]": snap.time,
