@@ -324,6 +324,34 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class Passivation:
+    """A passivation (rock-salt) layer growing on the outer surface, on top of the meshed shell."""
+
+    enabled: bool = param(False, "-", "grow a layer on the outer surface where the surface is "
+                          "charged above passivation.onset_voltage")
+    law: str = param("parabolic", "-", "growth law: parabolic, h dh/dt = k while the local "
+                     "open-circuit potential is at or above the onset", choices=("parabolic",))
+    rate_constant: float = param(1e-21, "m^2/s", "k of the parabolic law at the reference "
+                                 "temperature: 2.7 nm after one hour above the onset and 18 nm "
+                                 "after 46 hours, i.e. a few nm after a first charge to 4.3 V and "
+                                 "15-20 nm after tens of cycles (the calibration target of the "
+                                 "mutual-modulation issue; sweep it)", lo=0)
+    onset_voltage: float = param(4.2, "V", "the layer grows where the open-circuit potential of "
+                                 "the surface's Li fraction, U(x_s), is at or above this", lo=0,
+                                 hi=10)
+    activation_energy: float = param(0.0, "J/mol", "Arrhenius dependence of k: k(T) = k exp(-E_a/R "
+                                     "(1/T - 1/T_ref)) (0 = none)", lo=0)
+    reference_temperature: float = param(298.15, "K", "T_ref of rate_constant", lo=0,
+                                         lo_open=True)
+    initial_thickness: float = param(0.0, "m", "thickness of the grown layer at the start (the "
+                                     "meshed shell, geometry.shell_thickness, comes in addition)",
+                                     lo=0)
+    throttles_transport: bool = param(True, "-", "Butler-Volmer kinetics: the reacting Li "
+                                      "diffuses across the grown layer (diffusivity "
+                                      "materials.shell.D_L) in series with the charge transfer")
+
+
+@dataclass(frozen=True)
 class TimeStepping:
     """Adaptive backward-Euler time stepping."""
 
@@ -459,6 +487,7 @@ class Config:
     loading: Loading = section(Loading)
     electrochemistry: Electrochemistry = section(Electrochemistry)
     experiment: Experiment = section(Experiment)
+    passivation: Passivation = section(Passivation)
     time: TimeStepping = section(TimeStepping)
     solver: Solver = section(Solver)
     output: Output = section(Output)

@@ -20,6 +20,9 @@ from nmcfem.atomic import atomic_write_text
 from nmcfem.experiment import CV, Step
 
 CYCLES = "cycles.csv"
+#: series columns of a growing passivation layer, reported at the end of each cycle
+PASSIVATION_KEYS = ("passivation_thickness_mean [m]", "passivation_thickness_max [m]",
+                    "capacity_lost [mAh]")
 #: coulombs per mAh and joules per mWh
 C_PER_MAH = J_PER_MWH = 3.6
 
@@ -27,7 +30,8 @@ C_PER_MAH = J_PER_MWH = 3.6
 def cycle_table(rows: list[dict[str, Any]], steps: list[Step]) -> list[dict[str, Any]]:
     """One record per cycle: charge and discharge capacity (mAh), coulombic efficiency,
     charge and discharge energy (mWh), time held at the cycle's highest hold voltage (s),
-    and the state at its end (time, mean x, cracked area, dissipated energy).
+    and the state at its end (time, mean x, cracked area, dissipated energy, and with a
+    growing passivation layer its mean and largest thickness and the capacity it converted).
 
     Parameters
     ----------
@@ -46,7 +50,7 @@ def cycle_table(rows: list[dict[str, Any]], steps: list[Step]) -> list[dict[str,
         current = np.array([float(r["current [A]"]) for r in sel])
         voltage = np.array([float(r["voltage [V]"]) for r in sel])
         charge = float(np.sum((current * dt)[current > 0]))
-        discharge = float(-np.sum((current * dt)[current < 0]))
+        discharge = float(np.sum(-(current * dt)[current < 0]))  # a sum of positives
         held = [int(r["protocol_step"]) - 1 for r in sel]
         at_top = np.array([steps[i].kind == CV and steps[i].voltage == top for i in held])
         last = sel[-1]
@@ -57,13 +61,14 @@ def cycle_table(rows: list[dict[str, Any]], steps: list[Step]) -> list[dict[str,
             "coulombic_efficiency [-]": discharge / charge if charge > 0 else float("nan"),
             "charge_energy [mWh]": float(np.sum((voltage * current * dt)[current > 0]))
             / J_PER_MWH,
-            "discharge_energy [mWh]": float(-np.sum((voltage * current * dt)[current < 0]))
+            "discharge_energy [mWh]": float(np.sum(-(voltage * current * dt)[current < 0]))
             / J_PER_MWH,
             "time_at_upper_cutoff [s]": float(np.sum(dt[at_top])) if len(at_top) else 0.0,
             "end_time [s]": float(last["time [s]"]),
             "mean_x_end [-]": float(last["mean_x [-]"]),
             "cracked_area [m^2]": float(last.get("cracked_area_full [m^2]", 0.0)),
             "dissipated_energy [J]": float(last.get("dissipated_energy [J]", 0.0)),
+            **{key: float(last[key]) for key in PASSIVATION_KEYS if key in last},
         })
     return out
 

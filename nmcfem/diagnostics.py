@@ -21,7 +21,7 @@ from nmcfem.transport import TransportProblem
 
 #: SI unit of every output field (:meth:`Diagnostics.output_fields`)
 FIELD_UNITS = {"c": "mol/m^3", "x": "-", "u": "m", "stress": "Pa", "von_mises": "Pa",
-               "hydrostatic_stress": "Pa", "grain_id": "-"}
+               "hydrostatic_stress": "Pa", "grain_id": "-", "passivation_thickness": "m"}
 
 
 def _von_mises(sig: np.ndarray) -> np.ndarray:
@@ -151,10 +151,14 @@ class Diagnostics:
         }
 
     def output_fields(self) -> dict[str, dolfinx.fem.Function]:
-        """Fields for ParaView: c, x, u (P1) and stress, von Mises, hydrostatic, grain id (DG0)."""
+        """Fields for ParaView: c, x, u (P1) and stress, von Mises, hydrostatic, grain id (DG0);
+        the passivation thickness (P1, on the outer surface) where a layer grows."""
         sig = self.mechanics.stress.x.array.reshape(-1, 3, 3)
         self._vm.x.array[:] = _von_mises(sig)
         self._sh.x.array[:] = np.trace(sig, axis1=1, axis2=2) / 3.0
-        return {"c": self.transport.c, "x": self.transport.x, "u": self.mechanics.u,
-                "stress": self.mechanics.stress, "von_mises": self._vm,
-                "hydrostatic_stress": self._sh, "grain_id": self.materials.grain_id}
+        fields = {"c": self.transport.c, "x": self.transport.x, "u": self.mechanics.u,
+                  "stress": self.mechanics.stress, "von_mises": self._vm,
+                  "hydrostatic_stress": self._sh, "grain_id": self.materials.grain_id}
+        if self.transport.film is not None:
+            fields["passivation_thickness"] = self.transport.film
+        return fields

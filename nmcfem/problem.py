@@ -19,6 +19,7 @@ from nmcfem.diagnostics import Diagnostics
 from nmcfem.experiment_protocol import ExperimentProtocol
 from nmcfem.materials import MaterialFields
 from nmcfem.mechanics import MechanicsProblem
+from nmcfem.passivation import PassivationLayer
 from nmcfem.protocol import ChargeProtocol
 from nmcfem.solvers import linear_path
 from nmcfem.transport import TransportProblem
@@ -62,6 +63,8 @@ class ChemoMechanicsProblem:
         else:
             self.protocol = ExperimentProtocol(cfg, self.transport, self._exposed_area,
                                                self._cracked_area)
+        self.passivation = PassivationLayer(cfg, self.transport) \
+            if cfg.passivation.enabled else None
         self.diagnostics = Diagnostics(domain, self.materials, self.transport, self.mechanics,
                                        self.cracks)
         self.last: dict[str, Any] = {}
@@ -114,6 +117,8 @@ class ChemoMechanicsProblem:
         released energy unstably: it is flagged as a snap (``last["snap"]``)."""
         self.t += self.last["dt"]
         self.protocol.accept(self.last["dt"])
+        if self.passivation is not None:
+            self.passivation.grow(self.last["dt"])
         self.transport.accept()
         self.mechanics.accept()
         if self.cracks is not None:
@@ -137,8 +142,11 @@ class ChemoMechanicsProblem:
 
     def checkpoint_fields(self) -> dict[str, dolfinx.fem.Function]:
         """Fields that define the state (for checkpoint/restart)."""
-        return {"c": self.transport.c, "u": self.mechanics.u, "held": self.protocol.held,
-                "u_increment": self.mechanics.u_increment}
+        fields = {"c": self.transport.c, "u": self.mechanics.u, "held": self.protocol.held,
+                  "u_increment": self.mechanics.u_increment}
+        if self.passivation is not None:
+            fields["passivation_thickness"] = self.passivation.h
+        return fields
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
         """State kept outside the fields (interface history), identical on every rank."""
@@ -181,7 +189,8 @@ class ChemoMechanicsProblem:
 
     def row(self) -> dict[str, float]:
         """Time-series quantities of the committed state (collective)."""
-        return {**self.diagnostics.row(self.t), **self.protocol.row()}
+        return {**self.diagnostics.row(self.t), **self.protocol.row(),
+                **(self.passivation.row() if self.passivation is not None else {})}
 
     @property
     def timings(self) -> dict[str, float]:

@@ -40,21 +40,38 @@ class SurfaceReaction:
     c_max: maximum concentration (mol/m^3).
     ds: surface measure of the reaction.
     kinetics: :class:`nmcfem.physics.electrochemistry.Kinetics`.
+    film: a passivation film on the surface, (thickness h in m as a P1 field, Li diffusivity
+        D in m^2/s, its surface DOFs), or None.
+
+    A film carries the reacting Li across itself by diffusion: the reaction sees the
+    concentration c - dc, where the drop dc = N h / D makes the film's flux equal the
+    reaction's. dc is solved node by node (:meth:`update_film`) at every Newton iterate and
+    eliminated from the Newton matrix: the flux's derivatives are divided by
+    1 + dN/dc h / D (implicit differentiation), so the iteration keeps converging fast.
     """
 
-    def __init__(self, c: dolfinx.fem.Function, c_max: float, ds: Any, kinetics: Kinetics):
+    def __init__(self, c: dolfinx.fem.Function, c_max: float, ds: Any, kinetics: Kinetics,
+                 film: tuple[dolfinx.fem.Function, float, np.ndarray] | None = None):
         mesh = c.function_space.mesh
         self.comm, self.kinetics, self.c_max = mesh.comm, kinetics, c_max
+        self.c, self.film = c, film
+        #: concentration drop across the film (mol/m^3, P1 on the surface)
+        self.drop = dolfinx.fem.Function(c.function_space, name="film_drop") \
+            if film is not None else None
         self.V = dolfinx.fem.Constant(mesh, 4.0)  # particle potential (V)
         self.V_old = float(self.V.value)
         self.control = CURRENT
         self.applied = 0.0  # A (control = current)
         self.current = 0.0  # A: the reaction current of the last solve
         cv, Vv = ufl.variable(c), ufl.variable(self.V)
+        reacting = cv if film is None else cv - self.drop
         #: outward Li flux N = i/F (mol/m^2/s) and its derivatives
-        self.N = kinetics.current_density(cv / c_max, Vv, UFL_MATH) / FARADAY
+        self.N = kinetics.current_density(reacting / c_max, Vv, UFL_MATH) / FARADAY
         self.N_c = ufl.diff(self.N, cv)
         self.N_V = ufl.diff(self.N, Vv)
+        if film is not None:
+            through = 1.0 + ufl.max_value(self.N_c, 0.0) * film[0] / film[1]
+            self.N_c, self.N_V = self.N_c / through, self.N_V / through
         v = ufl.TestFunction(c.function_space)
         self.ds = ds
         self._current = dolfinx.fem.form(FARADAY * self.N * ds)
@@ -64,6 +81,43 @@ class SurfaceReaction:
         one = dolfinx.fem.Constant(mesh, 1.0)
         self.area = self._scalar(dolfinx.fem.form(one * ds))
         self._x_mean = dolfinx.fem.form(c / c_max * ds)
+        self._h_mean = dolfinx.fem.form(film[0] * ds) if film is not None else None
+
+    def update_film(self, max_iterations: int = 100) -> None:
+        """Solve the film's concentration drop dc = N(c - dc, V) h / D at every surface node
+        for the present c and V (no-op without a film).
+
+        g(dc) = dc - N(c - dc) h / D grows with dc and changes sign between a full (dc = c -
+        c_max) and an empty (dc = c) reacting surface: Newton steps, node by node, kept inside
+        that bracket by bisection (Butler-Volmer's exponentials overshoot from far away).
+        """
+        if self.film is None:
+            return
+        h_fun, D, dofs = self.film
+        h = h_fun.x.array[dofs]
+        c = self.c.x.array[dofs]
+        V = float(self.V.value)
+        lo, hi = c - self.c_max, c.copy()
+        dc = np.clip(self.drop.x.array[dofs], lo, hi)
+        delta = 1e-7 * self.c_max  # concentration step of the derivative (mol/m^3)
+
+        def flux(conc):
+            return self.kinetics.current_density(conc / self.c_max, V) / FARADAY
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(max_iterations):
+                g = dc - flux(c - dc) * h / D
+                lo = np.where(g < 0, dc, lo)
+                hi = np.where(g > 0, dc, hi)
+                slope = (flux(c - dc + delta) - flux(c - dc - delta)) / (2 * delta)
+                trial = dc - g / (1.0 + np.maximum(slope, 0.0) * h / D)
+                inside = np.isfinite(trial) & (trial > lo) & (trial < hi)
+                new = np.where(inside, trial, 0.5 * (lo + hi))
+                change = np.max(np.abs(new - dc), initial=0.0)
+                dc = new
+                if change < 1e-13 * self.c_max:
+                    break
+        self.drop.x.array[dofs] = dc
 
     def _scalar(self, form) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
@@ -74,8 +128,13 @@ class SurfaceReaction:
         """Constant current ``current`` (A, positive on charge); V becomes an unknown, guessed
         from the mean surface state."""
         self.control, self.applied = CURRENT, current
+        x = self.mean_surface_x()
+        if self.film is not None:  # the reaction sees the far side of the film's drop
+            h_fun, D, _ = self.film
+            h_mean = self._scalar(self._h_mean) / self.area
+            x -= current / (FARADAY * self.area) * h_mean / (D * self.c_max)
         self.V.value = float(self.kinetics.voltage_at_uniform_current(
-            self.mean_surface_x(), current / self.area))
+            float(np.clip(x, 0.0, 1.0)), current / self.area))
 
     def set_voltage(self, voltage: float) -> None:
         """Constant particle potential ``voltage`` (V); the current follows."""

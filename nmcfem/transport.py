@@ -32,6 +32,8 @@ from nmcfem.surface_reaction import CURRENT, SurfaceReaction
 SECONDS_PER_HOUR = 3600.0
 #: quadrature degree of the surface reaction terms (exact for quartic integrands on a facet)
 REACTION_QUADRATURE_DEGREE = 4
+#: the reference triangle's vertices: a nodal (lumped) quadrature of surface terms
+VERTICES_OF_TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
 
 
 class TransportProblem:
@@ -87,12 +89,26 @@ class TransportProblem:
         self.a_c, self.L_c = dolfinx.fem.form(a_c), dolfinx.fem.form(L_c)
         ec = cfg.electrochemistry
         table = read_ocp_table(ec.ocp_table) if ec.ocp == "table" else None
+        self.ds_outer = self.ds(OUTER_SURFACE)
+        #: thickness (m) of the passivation layer grown on the outer surface (or None)
+        self.film = dolfinx.fem.Function(V, name="passivation_thickness") \
+            if cfg.passivation.enabled else None
+
         # UFL would integrate the exponentials and tanh of Butler-Volmer with a quadrature
         # degree of 10 and more (and assemble 30x slower); P1 concentrations need far less
-        ds_reaction = self.ds(OUTER_SURFACE, metadata={"quadrature_degree":
-                                                       REACTION_QUADRATURE_DEGREE})
+        pa = cfg.passivation
+        throttled = pa.enabled and pa.throttles_transport
+        # a film's concentration drop is solved node by node: the reaction is then integrated
+        # at the nodes too (vertex quadrature), so that its elimination from Newton is exact
+        ds_reaction = self.ds(OUTER_SURFACE, metadata=(
+            {"quadrature_rule": "custom", "quadrature_degree": 1,
+             "quadrature_points": VERTICES_OF_TRIANGLE,
+             "quadrature_weights": np.full(3, 1.0 / 6.0)} if throttled
+            else {"quadrature_degree": REACTION_QUADRATURE_DEGREE}))
+        film = (self.film, cfg.materials.shell.D_L, None) if throttled else None
         self.reaction = SurfaceReaction(self.c, self.c_max, ds_reaction,
-                                        Kinetics(ec, self.c_max, cfg.loading.temperature, table))
+                                        Kinetics(ec, self.c_max, cfg.loading.temperature, table),
+                                        film)
         #: Butler-Volmer kinetics of experiment steps: the step is a Newton iteration on c and V
         self.butler_volmer = cfg.experiment.steps is not None and ec.kinetics == "butler-volmer"
         self.reaction_active = False  # set by the protocol for its cc, cv and rest steps
@@ -125,6 +141,8 @@ class TransportProblem:
         self._bc_diag = 1.0  # diagonal of held rows, set with the operator
         outer = dolfinx.fem.locate_dofs_topological(V, 2, domain.facet_tags.find(OUTER_SURFACE))
         self.outer_dofs_all = outer  # local, with ghosts
+        if self.reaction.film is not None:
+            self.reaction.film = (*self.reaction.film[:2], outer)
         self.outer_dofs = outer[outer < V.dofmap.index_map.size_local]
         self.grain_dofs = materials.grain_dofs(V)
 
@@ -210,6 +228,7 @@ class TransportProblem:
             for _ in range(ec.max_newton_iterations):
                 t0 = time.perf_counter()
                 c.copy(c_it)
+                r.update_film()
                 if self._bulk_dt != dt:
                     self.A_bulk.zeroEntries()
                     dolfinx.fem.petsc.assemble_matrix(self.A_bulk, self.a_c)

@@ -18,10 +18,12 @@ pytestmark = pytest.mark.slow
 STEPS = ["Charge at 3C until 4.3 V", "Hold at 4.3 V until C/5", "Rest for 5 minutes",
          "Discharge at 3C until 3.7 V"]
 OVERRIDES = [f"experiment.steps={STEPS!r}", "experiment.cycles=2", "output.checkpoint_every=1",
+             "passivation.enabled=true", "passivation.rate_constant=1e-22",
              "output.at_step_ends=[[1, 2], [2, 4]]", "analysis.enabled=false",
              "analysis.figures=true", "output.pictures=false"]
 COLUMNS = ("time [s]", "mean_x [-]", "surface_x_min [-]", "total_li [mol]", "voltage [V]",
-           "current [A]", "capacity [mAh]", "protocol_step", "cycle")
+           "current [A]", "capacity [mAh]", "protocol_step", "cycle",
+           "passivation_thickness_mean [m]", "capacity_lost [mAh]")
 
 
 def _rows(folder, name="series.csv"):

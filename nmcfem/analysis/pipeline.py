@@ -80,7 +80,7 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
     out = Path(out_dir) if out_dir else run_dir / "analysis"
     if not (run_dir / snapshot).is_file():
         found = sorted(p.name for p in run_dir.glob("analysis_snapshot*.npz"))
-        raise AnalysisError(f"{run_dir}: no snapshot '{snapshot}' (snapshots there: "
+        raise AnalysisError(f"{run_dir}: no analysis snapshot '{snapshot}' (snapshots there: "
                             f"{', '.join(found) or 'none'})")
     snap = load_snapshot(run_dir / snapshot)
     v_points, sim = simulated_map(snap, settings)

@@ -45,7 +45,8 @@ def test_restart_inside_the_hold_on_two_ranks(repo, tmp_path, monkeypatch):
 
 EXPERIMENT = ["experiment.steps=['Charge at 3C until 4.3 V', 'Hold at 4.3 V until C/5', "
               "'Rest for 5 minutes', 'Discharge at 3C until 3.7 V']", "experiment.cycles=2",
-              "output.checkpoint_every=1", "analysis.enabled=false", "output.pictures=false"]
+              "output.checkpoint_every=1", "analysis.enabled=false", "output.pictures=false",
+              "passivation.enabled=true", "passivation.rate_constant=1e-22"]
 
 
 def test_experiment_restart_in_a_hold_and_at_a_cycle_boundary_on_two_ranks(repo, tmp_path,
@@ -69,6 +70,7 @@ def test_experiment_restart_in_a_hold_and_at_a_cycle_boundary_on_two_ranks(repo,
         assert len(b) == len(rows)
         for ra, rb in zip(rows, b):
             for key in ("time [s]", "mean_x [-]", "total_li [mol]", "voltage [V]", "current [A]",
-                        "capacity [mAh]", "cycle", "protocol_step"):
+                        "capacity [mAh]", "cycle", "protocol_step",
+                        "passivation_thickness_mean [m]", "capacity_lost [mAh]"):
                 assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-10,
                                                        abs=1e-20), (name, key)
