@@ -22,7 +22,11 @@ from nmcfem.experiment import CV, Step
 CYCLES = "cycles.csv"
 #: series columns of a growing passivation layer, reported at the end of each cycle
 PASSIVATION_KEYS = ("passivation_thickness_mean [m]", "passivation_thickness_max [m]",
+                    "wetted_crack_area [m^2]", "crack_layer_thickness_mean [m]",
+                    "crack_layer_thickness_max [m]", "active_material_lost [mol]",
                     "capacity_lost [mAh]")
+#: a cycle's charge below this fraction of its discharge counts as none (round-off of rests)
+NEGLIGIBLE_CHARGE = 1e-9
 #: coulombs per mAh and joules per mWh
 C_PER_MAH = J_PER_MWH = 3.6
 
@@ -31,7 +35,9 @@ def cycle_table(rows: list[dict[str, Any]], steps: list[Step]) -> list[dict[str,
     """One record per cycle: charge and discharge capacity (mAh), coulombic efficiency,
     charge and discharge energy (mWh), time held at the cycle's highest hold voltage (s),
     and the state at its end (time, mean x, cracked area, dissipated energy, and with a
-    growing passivation layer its mean and largest thickness and the capacity it converted).
+    growing passivation layer its mean and largest thickness on the outer surface and on wetted
+    crack faces, the wetted crack area, the active material and capacity it converted, and the
+    net discharge capacity: the simulated one less the capacity converted).
 
     Parameters
     ----------
@@ -58,7 +64,9 @@ def cycle_table(rows: list[dict[str, Any]], steps: list[Step]) -> list[dict[str,
             "cycle": cycle,
             "charge_capacity [mAh]": charge / C_PER_MAH,
             "discharge_capacity [mAh]": discharge / C_PER_MAH,
-            "coulombic_efficiency [-]": discharge / charge if charge > 0 else float("nan"),
+            # a cycle without a real charge (a discharge-only experiment) has no efficiency
+            "coulombic_efficiency [-]": discharge / charge
+            if charge > NEGLIGIBLE_CHARGE * discharge else float("nan"),
             "charge_energy [mWh]": float(np.sum((voltage * current * dt)[current > 0]))
             / J_PER_MWH,
             "discharge_energy [mWh]": float(np.sum(-(voltage * current * dt)[current < 0]))
@@ -70,6 +78,11 @@ def cycle_table(rows: list[dict[str, Any]], steps: list[Step]) -> list[dict[str,
             "dissipated_energy [J]": float(last.get("dissipated_energy [J]", 0.0)),
             **{key: float(last[key]) for key in PASSIVATION_KEYS if key in last},
         })
+        if "capacity_lost [mAh]" in last:
+            # the transport still cycles Li through the converted sites: the particle delivers
+            # the simulated discharge capacity less what the layers have converted so far
+            out[-1]["discharge_capacity_net [mAh]"] = \
+                out[-1]["discharge_capacity [mAh]"] - float(last["capacity_lost [mAh]"])
     return out
 
 

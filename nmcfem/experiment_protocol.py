@@ -156,8 +156,9 @@ class ExperimentProtocol:
                            else ("surface x", -hi, -cond.value, tol_x))
         if step.kind == CC and tr.butler_volmer:
             # the fit's OCP stays finite at x = 0 and 1, so nothing else would stop a constant
-            # current from over-filling or over-emptying the surface: the step ends there
-            lo, hi = tr.surface_range()
+            # current from over-filling or over-emptying the surface: the step ends there (the
+            # reacting face: on a passivation layer its outer side)
+            lo, hi = tr.reacting_surface_range()
             out.append(("surface empty", lo, 0.0, tol_x) if rising
                        else ("surface full", -hi, -1.0, tol_x))
         return out

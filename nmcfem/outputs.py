@@ -67,6 +67,8 @@ class RunFolder:
         self.cfg = cfg
         self.comm = comm
         self.rows: list[dict[str, Any]] = []
+        self._columns: list[str] = []  # CSV columns of the series, in order of appearance
+        self._lines: list[str] = []  # formatted CSV lines of self.rows (rank 0)
         self.timings: dict[str, float] = {}
         self.info: dict[str, Any] = {}
         self._writers: list[Any] = []
@@ -92,22 +94,33 @@ class RunFolder:
         self.timings[phase] = self.timings.get(phase, 0.0) + seconds
 
     def append_row(self, row: dict[str, Any]) -> None:
-        """Append one time-series row (keys carry units, e.g. ``time [s]``) and rewrite the CSV."""
+        """Append one time-series row (keys carry units, e.g. ``time [s]``) and rewrite the CSV
+        (atomically; the rows already written are formatted once, so that a run of thousands of
+        steps does not spend its time re-formatting its history)."""
         self.rows.append(dict(row))
-        if self.root:
-            columns: list[str] = []
+        if not self.root:
+            return
+        new = [k for k in row if k not in self._columns]
+        if new or len(self._lines) != len(self.rows) - 1:
+            self._columns = []  # a new column (or a truncated series): format every row again
             for r in self.rows:
-                columns.extend(k for k in r if k not in columns)
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-            writer.writeheader()
-            for r in self.rows:
-                writer.writerow({k: _csv_value(v) for k, v in r.items()})
-            atomic_write_text(self.path / SERIES, buf.getvalue())
+                self._columns.extend(k for k in r if k not in self._columns)
+            self._lines = [self._csv_line(r) for r in self.rows[:-1]]
+        self._lines.append(self._csv_line(row))
+        header = self._csv_line({k: k for k in self._columns})
+        atomic_write_text(self.path / SERIES, header + "".join(self._lines))
+
+    def _csv_line(self, row: dict[str, Any]) -> str:
+        """One CSV line of ``row`` in the series' columns."""
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=self._columns, lineterminator="\n").writerow(
+            {k: _csv_value(v) for k, v in row.items()})
+        return buf.getvalue()
 
     def truncate_series(self, t: float) -> None:
         """Drop series rows after time ``t`` (s), e.g. those computed after a checkpoint."""
         self.rows = [r for r in self.rows if float(r.get("time [s]", 0.0)) <= t * (1 + 1e-12)]
+        self._lines = []
 
     def write_manifest(self, status: str, **extra: Any) -> None:
         """Write ``manifest.json`` (config, versions, ranks, timings, status) atomically.

@@ -14,6 +14,7 @@ import numpy as np
 import dolfinx
 
 from nmcfem.cohesive.particle import ParticleCracks
+from nmcfem.cohesive.wetted_faces import WettedCrackFaces
 from nmcfem.config import Config
 from nmcfem.diagnostics import Diagnostics
 from nmcfem.experiment_protocol import ExperimentProtocol
@@ -63,8 +64,15 @@ class ChemoMechanicsProblem:
         else:
             self.protocol = ExperimentProtocol(cfg, self.transport, self._exposed_area,
                                                self._cracked_area)
-        self.passivation = PassivationLayer(cfg, self.transport) \
-            if cfg.passivation.enabled else None
+        if self.cracks is not None and self.cracks.track_wetted:
+            pa = cfg.passivation
+            self.cracks.transport.faces = WettedCrackFaces(
+                self.cracks.transport, self.transport.c_max, self.transport.reaction.kinetics,
+                cfg.materials.shell.D_L if pa.enabled and pa.throttles_transport else np.inf,
+                reacts=cfg.cohesive.open_crack_reacts and self.transport.butler_volmer)
+        self.passivation = PassivationLayer(
+            cfg, self.transport, self.cracks.transport.faces if self.cracks is not None else None
+        ) if cfg.passivation.enabled else None
         self.diagnostics = Diagnostics(domain, self.materials, self.transport, self.mechanics,
                                        self.cracks)
         self.last: dict[str, Any] = {}
@@ -72,8 +80,8 @@ class ChemoMechanicsProblem:
         self._energies = self.diagnostics.energies() if self.cracks is not None else {}
 
     def _exposed_area(self) -> float:
-        """Crack-face area open to the electrolyte (m^2)."""
-        return self.cracks.transport.exposed_area if self.cracks is not None else 0.0
+        """Crack-face area that shares the current (m^2)."""
+        return self.cracks.reacting_area if self.cracks is not None else 0.0
 
     def _cracked_area(self) -> float:
         """Fully cracked interface area (m^2)."""
@@ -123,7 +131,7 @@ class ChemoMechanicsProblem:
         self.mechanics.accept()
         if self.cracks is not None:
             if self.cracks.accept():
-                self.transport.share_current(self.cracks.transport.exposed_area)
+                self.transport.share_current(self.cracks.reacting_area)
             energies = self.diagnostics.energies()
             released = energies["energy_balance_residual [J]"] - self._energies[
                 "energy_balance_residual [J]"]
@@ -150,7 +158,7 @@ class ChemoMechanicsProblem:
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
         """State kept outside the fields (interface history), identical on every rank."""
-        return self.cracks.history.state() if self.cracks is not None else {}
+        return self.cracks.state() if self.cracks is not None else {}
 
     def checkpoint_state(self) -> dict[str, Any]:
         """JSON-able state beside fields and arrays: the protocol's phase and hold start."""
@@ -173,7 +181,7 @@ class ChemoMechanicsProblem:
             self.protocol.restore(state["protocol"])
         if self.cracks is not None:
             self.cracks.restore(arrays or {})
-            tr.share_current(self.cracks.transport.exposed_area)
+            tr.share_current(self.cracks.reacting_area)
             self._energies = self.diagnostics.energies()
 
     # --- results ---------------------------------------------------------------------------

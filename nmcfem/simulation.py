@@ -153,7 +153,8 @@ def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,
         write_analysis_snapshot(path, domain, problem.x, problem.t,
                                 list(cfg.output.snapshot_depths),
                                 {"config": to_dict(cfg), "time [s]": problem.t}, comm,
-                                facets=problem.cracks.facet_snapshot() if problem.cracks else None)
+                                facets=problem.cracks.facet_snapshot() if problem.cracks else None,
+                                layer=problem.transport.film)
 
     recorder = RunRecorder(cfg, folder, progress, at_step_end)
     start = {"t_start": 0.0, "dt_start": None, "step_start": 0}

@@ -152,7 +152,8 @@ def interface_facets(domain: Any, comm: MPI.Comm) -> dict:
 
 def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function, time: float,
                             depths: list[float], meta: dict, comm: MPI.Comm,
-                            facets: dict[str, np.ndarray] | None = None) -> None:
+                            facets: dict[str, np.ndarray] | None = None,
+                            layer: dolfinx.fem.Function | None = None) -> None:
     """Sample the surface state and write ``analysis_snapshot.npz`` (collective; rank 0 writes).
 
     Parameters
@@ -167,6 +168,8 @@ def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function,
     facets: the cohesive interface triangles (``facet_centroids``, ``facet_areas``,
         ``facet_damage``, ``facet_kind``; identical on every rank), or None: then the tagged
         interface facets of an uncut mesh are listed without damage.
+    layer: thickness (m, P1 on the outer surface) of the passivation layer grown during
+        cycling, or None: sampled at every surface point as ``grown_thickness``.
     """
     surf = surface_vertices(domain, comm)
     radius = domain.radius
@@ -187,10 +190,15 @@ def write_analysis_snapshot(path: Any, domain: Any, x_fun: dolfinx.fem.Function,
     if facets is None:
         facets = interface_facets(domain, comm)
     surface_damage = np.zeros(len(surf))
+    grown = np.zeros(len(surf))
+    if layer is not None:
+        grown, _ = evaluate_at_points(layer, None, (r - SURFACE_INSET * radius)[:, None] * unit,
+                                      comm)
+        grown = np.nan_to_num(grown)
     if comm.rank == 0:
         atomic_save_npz(path, radius=np.float64(radius), time=np.float64(time),
                         centre=np.zeros(3), surface_points=surf, depths=depths, x_profile=x,
                         in_shell=in_shell, shell_depth=shell_depth,
-                        surface_damage=surface_damage,
+                        surface_damage=surface_damage, grown_thickness=grown,
                         meta=np.array(json.dumps(meta, default=str)), **facets)
     comm.barrier()

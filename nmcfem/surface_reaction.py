@@ -27,6 +27,8 @@ from nmcfem.physics.electrochemistry import FARADAY, UFL_MATH, Kinetics
 MAX_VOLTAGE_UPDATE = 0.2
 #: a voltage is converged when the Newton update is below this (V)
 VOLTAGE_TOLERANCE = 1e-9
+#: thickness (m) below which a film is too thin to limit a saturated face's flux (guards D/h)
+MIN_FILM_THICKNESS = 1e-12
 
 CURRENT, VOLTAGE = "current", "voltage"
 
@@ -48,6 +50,9 @@ class SurfaceReaction:
     reaction's. dc is solved node by node (:meth:`update_film`) at every Newton iterate and
     eliminated from the Newton matrix: the flux's derivatives are divided by
     1 + dN/dc h / D (implicit differentiation), so the iteration keeps converging fast.
+    Where the charge transfer would fill the film's outer face beyond full (or empty it below
+    zero) — the kinetics' site-fraction floor lets it try — the face sits at full (empty) and
+    the film's diffusion carries the flux: N = (c - c_face) D / h (:func:`film_drop`).
     """
 
     def __init__(self, c: dolfinx.fem.Function, c_max: float, ds: Any, kinetics: Kinetics,
@@ -58,6 +63,10 @@ class SurfaceReaction:
         #: concentration drop across the film (mol/m^3, P1 on the surface)
         self.drop = dolfinx.fem.Function(c.function_space, name="film_drop") \
             if film is not None else None
+        #: 1 where the film's outer face is saturated (full or empty), else 0; its
+        #: concentration there (mol/m^3)
+        self.saturated = dolfinx.fem.Function(c.function_space) if film is not None else None
+        self.face_c = dolfinx.fem.Function(c.function_space) if film is not None else None
         self.V = dolfinx.fem.Constant(mesh, 4.0)  # particle potential (V)
         self.V_old = float(self.V.value)
         self.control = CURRENT
@@ -70,8 +79,14 @@ class SurfaceReaction:
         self.N_c = ufl.diff(self.N, cv)
         self.N_V = ufl.diff(self.N, Vv)
         if film is not None:
-            through = 1.0 + ufl.max_value(self.N_c, 0.0) * film[0] / film[1]
-            self.N_c, self.N_V = self.N_c / through, self.N_V / through
+            h, D = film[0], film[1]
+            through = 1.0 + ufl.max_value(self.N_c, 0.0) * h / D
+            s_ = self.saturated
+            # a saturated node (only where h > 0) passes what the film carries
+            conductance = D / ufl.max_value(h, MIN_FILM_THICKNESS)
+            self.N = (1.0 - s_) * self.N + s_ * (cv - self.face_c) * conductance
+            self.N_c = (1.0 - s_) * self.N_c / through + s_ * conductance
+            self.N_V = (1.0 - s_) * self.N_V / through
         v = ufl.TestFunction(c.function_space)
         self.ds = ds
         self._current = dolfinx.fem.form(FARADAY * self.N * ds)
@@ -85,39 +100,16 @@ class SurfaceReaction:
 
     def update_film(self, max_iterations: int = 100) -> None:
         """Solve the film's concentration drop dc = N(c - dc, V) h / D at every surface node
-        for the present c and V (no-op without a film).
-
-        g(dc) = dc - N(c - dc) h / D grows with dc and changes sign between a full (dc = c -
-        c_max) and an empty (dc = c) reacting surface: Newton steps, node by node, kept inside
-        that bracket by bisection (Butler-Volmer's exponentials overshoot from far away).
-        """
+        for the present c and V (no-op without a film; :func:`film_drop`)."""
         if self.film is None:
             return
         h_fun, D, dofs = self.film
-        h = h_fun.x.array[dofs]
         c = self.c.x.array[dofs]
-        V = float(self.V.value)
-        lo, hi = c - self.c_max, c.copy()
-        dc = np.clip(self.drop.x.array[dofs], lo, hi)
-        delta = 1e-7 * self.c_max  # concentration step of the derivative (mol/m^3)
-
-        def flux(conc):
-            return self.kinetics.current_density(conc / self.c_max, V) / FARADAY
-
-        with np.errstate(over="ignore", invalid="ignore"):
-            for _ in range(max_iterations):
-                g = dc - flux(c - dc) * h / D
-                lo = np.where(g < 0, dc, lo)
-                hi = np.where(g > 0, dc, hi)
-                slope = (flux(c - dc + delta) - flux(c - dc - delta)) / (2 * delta)
-                trial = dc - g / (1.0 + np.maximum(slope, 0.0) * h / D)
-                inside = np.isfinite(trial) & (trial > lo) & (trial < hi)
-                new = np.where(inside, trial, 0.5 * (lo + hi))
-                change = np.max(np.abs(new - dc), initial=0.0)
-                dc = new
-                if change < 1e-13 * self.c_max:
-                    break
+        dc, saturated = film_drop(self.kinetics, c, float(self.V.value), h_fun.x.array[dofs],
+                                  D, self.c_max, self.drop.x.array[dofs], max_iterations)
         self.drop.x.array[dofs] = dc
+        self.saturated.x.array[dofs] = saturated
+        self.face_c.x.array[dofs] = c - dc
 
     def _scalar(self, form) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
@@ -207,3 +199,48 @@ class SurfaceReaction:
         """Return to the potential of the last accepted step (under constant current)."""
         if self.control == CURRENT:
             self.V.value = self.V_old
+
+
+def film_drop(kinetics: Kinetics, c: np.ndarray, V: float, h: np.ndarray, D: float,
+              c_max: float, guess: np.ndarray, max_iterations: int = 100
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Concentration drop dc (mol/m^3) across passivation films of thickness h (m) and Li
+    diffusivity D (m^2/s) that carry the reaction flux: dc = N(c - dc, V) h / D at each point;
+    and where the film's outer face saturates (1.0, else 0.0).
+
+    g(dc) = dc - N(c - dc) h / D grows with dc. Between a full (dc = c - c_max) and an empty
+    (dc = c) outer face it changes sign unless the charge transfer would push the face beyond
+    full or empty (the kinetics' site-fraction floor lets Butler-Volmer insert Li into a full
+    surface): then the face stays at that bound (saturated). Newton steps, point by point, kept
+    inside the bracket by bisection (Butler-Volmer's exponentials overshoot from far away).
+
+    Parameters
+    ----------
+    kinetics: the Butler-Volmer kinetics; c: concentrations (mol/m^3) below the films;
+    V: particle potential (V); c_max: maximum concentration (mol/m^3); guess: a first dc.
+    """
+    lo, hi = c - c_max, c.copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        full = (h > 0) & (lo - kinetics.current_density(1.0, V) / FARADAY * h / D > 0)
+        empty = (h > 0) & (hi - kinetics.current_density(0.0, V) / FARADAY * h / D < 0)
+    dc = np.clip(guess, lo, hi)
+    delta = 1e-7 * c_max  # concentration step of the derivative (mol/m^3)
+
+    def flux(conc):
+        return kinetics.current_density(conc / c_max, V) / FARADAY
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(max_iterations):
+            g = dc - flux(c - dc) * h / D
+            lo = np.where(g < 0, dc, lo)
+            hi = np.where(g > 0, dc, hi)
+            slope = (flux(c - dc + delta) - flux(c - dc - delta)) / (2 * delta)
+            trial = dc - g / (1.0 + np.maximum(slope, 0.0) * h / D)
+            inside = np.isfinite(trial) & (trial > lo) & (trial < hi)
+            new = np.where(inside, trial, 0.5 * (lo + hi))
+            change = np.max(np.abs(new - dc), initial=0.0)
+            dc = new
+            if change < 1e-13 * c_max:
+                break
+    dc = np.where(full, lo, np.where(empty, hi, dc))
+    return dc, (full | empty).astype(float)

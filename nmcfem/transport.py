@@ -132,6 +132,7 @@ class TransportProblem:
         self.current = 0.0  # A: net reaction current of the last step, positive on charge
         self.A_c = dolfinx.fem.petsc.create_matrix(self.a_c)
         self.b_c = dolfinx.fem.petsc.create_vector(V)
+        self._faces_vec: PETSc.Vec | None = None  # values of crack faces at global rows
         self.ksp = LinearSolver(self.comm, self.A_c, solve_options(cfg.solver, linear, "diffusion"),
                                 "diffusion")
         self.bcs: list = []
@@ -202,7 +203,7 @@ class TransportProblem:
         step's reaction current and particle potential follow (``current``, ``voltage``)."""
         if self.reaction_active:
             its = self._solve_reaction(dt)
-            self.current = self.reaction.total_current()
+            self.current = self.reaction.total_current() + self.crack_face_current()
         else:
             its = self._solve_linear(dt)
             self.current = FARADAY * (self._li_old - self.total_li()) / dt
@@ -241,13 +242,23 @@ class TransportProblem:
                 self.A_bulk.copy(A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
                 dolfinx.fem.petsc.assemble_matrix(A, self.a_react)
                 A.assemble()
-                self.ksp.set_operator(A if self.coupling is None else
-                                      self.coupling.operator(A, self._bc_global))
-                self._assemble_rhs(self.b_c, self.L_newton, self.a_newton)
+                faces = self._face_terms(c)
+                operator = A if self.coupling is None else \
+                    self.coupling.operator(A, self._bc_global)
+                if faces is not None:
+                    operator.setDiagonal(self._face_vector(faces.rows, faces.diagonal),
+                                         addv=PETSc.InsertMode.ADD_VALUES)
+                self.ksp.set_operator(operator)
+                self._assemble_rhs(self.b_c, self.L_newton, self.a_newton,
+                                   extra=None if faces is None else (faces.rows, faces.rhs))
                 if r.control == CURRENT:
                     self._assemble_rhs(self.b_volt, r.rhs_volt_form(), self.a_newton,
-                                       homogeneous=True)
+                                       homogeneous=True, extra=None if faces is None
+                                       else (faces.rows, faces.rhs_volt))
                     lin = r.linearise()
+                    if faces is not None:
+                        grad = self._face_vector(faces.rows, faces.gradient).array_r
+                        lin = (lin[0] + faces.current, lin[1] + grad, lin[2] + faces.d_dV)
                 t1 = time.perf_counter()
                 its += self.ksp.solve(self.b_c, c)
                 dV = 0.0
@@ -275,9 +286,34 @@ class TransportProblem:
                           f"{ec.max_newton_iterations} iterations "
                           f"(electrochemistry.max_newton_iterations) at dt = {dt:.3g} s")
 
-    def _assemble_rhs(self, b: PETSc.Vec, L: Any, a: Any, homogeneous: bool = False) -> None:
+    def _face_terms(self, c: PETSc.Vec):
+        """Reaction terms of wetted crack faces at the iterate c, or None (collective)."""
+        faces = self.coupling.faces if self.coupling is not None else None
+        if faces is None:
+            return None
+        return faces.linearise(c, float(self.reaction.V.value))
+
+    def _face_vector(self, rows: np.ndarray, values: np.ndarray) -> PETSc.Vec:
+        """A vector of the concentration space holding ``values`` added at the global
+        ``rows`` (collective)."""
+        if self._faces_vec is None:
+            self._faces_vec = dolfinx.fem.petsc.create_vector(self.V)
+        vec = self._faces_vec
+        with vec.localForm() as local:
+            local.set(0.0)
+        vec.setValues(rows.astype(PETSc.IntType), values, addv=PETSc.InsertMode.ADD_VALUES)
+        vec.assemble()
+        return vec
+
+    def crack_face_current(self) -> float:
+        """Reaction current (A) of wetted crack faces at the present c and V (collective)."""
+        faces = self._face_terms(self.c.x.petsc_vec)
+        return faces.current if faces is not None else 0.0
+
+    def _assemble_rhs(self, b: PETSc.Vec, L: Any, a: Any, homogeneous: bool = False,
+                      extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Assemble the right-hand side ``L`` into ``b`` with the held DOFs' values (zero for
-        ``homogeneous``) and the interface terms."""
+        ``homogeneous``), the interface terms and ``extra`` (global rows, values added)."""
         with b.localForm() as local:
             local.set(0.0)
         dolfinx.fem.petsc.assemble_vector(b, L)
@@ -287,7 +323,7 @@ class TransportProblem:
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         if self.coupling is not None:
             self.coupling.add_rhs(b, self._bc_global, 0.0 if homogeneous else self._bc_value,
-                                  0.0)
+                                  0.0, extra)
         if self.bcs:
             dolfinx.fem.petsc.set_bc(b, self.bcs, alpha=0.0 if homogeneous else 1.0)
 
@@ -373,6 +409,18 @@ class TransportProblem:
         hi = self.comm.allreduce(float(np.max(xs, initial=-np.inf)), op=MPI.MAX)
         return lo, hi
 
+    def reacting_surface_range(self) -> tuple[float, float]:
+        """Smallest and largest Li fraction of the reacting face of the outer surface: the
+        surface itself, or the outer side of a throttling passivation layer (collective)."""
+        r = self.reaction
+        if r.film is None:
+            return self.surface_range()
+        dofs = self.outer_dofs
+        xs = (self.c.x.array[dofs] - r.drop.x.array[dofs]) / self.c_max
+        lo = self.comm.allreduce(float(np.min(xs, initial=np.inf)), op=MPI.MIN)
+        hi = self.comm.allreduce(float(np.max(xs, initial=-np.inf)), op=MPI.MAX)
+        return lo, hi
+
     def destroy(self) -> None:
         """Free PETSc objects."""
         self.ksp.destroy()
@@ -382,3 +430,5 @@ class TransportProblem:
                 if obj is not None:
                     obj.destroy()
         self.b_c.destroy()
+        if self._faces_vec is not None:
+            self._faces_vec.destroy()

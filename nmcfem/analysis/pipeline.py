@@ -11,6 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from nmcfem.analysis import cones, figures, metrics
+from nmcfem.analysis.cycle_comparison import FOLDER, compare_cycles
 from nmcfem.analysis.measured import ratio_map, valence_map
 from nmcfem.analysis.readers import read_measured
 from nmcfem.analysis.registration import align_map
@@ -94,7 +95,7 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
     rad_x, rad_sim = metrics.radial_profile(sim)
     result["simulated_radial_profile"] = {"r_normalised": rad_x, "valence": rad_sim}
     depth_profile = np.nanmean(ni_valence(snap.x_profile, snap.depths[None, :]
-                                          < snap.shell_depth[:, None]), axis=0)
+                                          < snap.rock_salt_depth[:, None]), axis=0)
     result["simulated_depth_profile"] = {"depth [m]": snap.depths, "valence": depth_profile}
 
     cone_sim = None
@@ -154,6 +155,11 @@ def analyze_run(run_dir: str | Path, settings: Any, measured: list | None = None
             files += figures.cone_correlation_plot({"simulated": cone_sim},
                                                    out / "cone_correlation",
                                                    "correlation: valence vs crack density")
+    if snapshot == SNAPSHOT:  # the run's end: also its first against its last chosen cycle
+        cycles = compare_cycles(run_dir, settings, out / FOLDER)
+        if cycles is not None:
+            files += cycles["figures"]
+            result["cycle_comparison"] = cycles
     result["figures"] = files
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "simulated_valence_map.npy", sim)

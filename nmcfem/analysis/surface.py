@@ -43,6 +43,14 @@ class Snapshot:
     facet_damage: np.ndarray
     facet_kind: np.ndarray
     meta: str = "{}"
+    grown_thickness: np.ndarray | None = None
+
+    @property
+    def rock_salt_depth(self) -> np.ndarray:
+        """Depth (m) of rock-salt (Ni2+) material below each surface point: the meshed shell
+        and the layer grown into the active material during cycling."""
+        grown = self.grown_thickness if self.grown_thickness is not None else 0.0
+        return np.asarray(self.shell_depth) + grown
 
 
 def load_snapshot(path) -> Snapshot:
@@ -76,7 +84,8 @@ def load_snapshot(path) -> Snapshot:
                     facet_areas=data.get("facet_areas", np.zeros(0)),
                     facet_damage=data.get("facet_damage", np.zeros(0)),
                     facet_kind=data.get("facet_kind", np.zeros(0, dtype=int)),
-                    meta=str(data.get("meta", "{}")))
+                    meta=str(data.get("meta", "{}")),
+                    grown_thickness=data.get("grown_thickness", np.zeros(n)))
 
 
 def _shell_depth_from_flags(depths: np.ndarray, in_shell: np.ndarray) -> np.ndarray:
@@ -114,13 +123,14 @@ def surface_valence(snap: Snapshot, probing_depth: float) -> np.ndarray:
 
     The depth integral int exp(-d/lambda) v(d) dd / int exp(-d/lambda) dd is evaluated on a
     fine grid: x is interpolated linearly between the sampled depths and the valence is that of
-    the rock-salt shell above the point's shell depth, of the layered oxide below it. Sampling
+    rock salt above the point's rock-salt depth (shell and grown layer), of the layered oxide
+    below it. Sampling
     only at the stored depths would misplace the shell/core jump, which sits on a sample.
     """
     depths = np.asarray(snap.depths, dtype=float)
     fine = np.linspace(depths[0], depths[-1], DEPTH_QUADRATURE_POINTS)
     x = np.array([np.interp(fine, depths, row) for row in snap.x_profile])
-    v = ni_valence(x, fine[None, :] < np.asarray(snap.shell_depth)[:, None])
+    v = ni_valence(x, fine[None, :] < snap.rock_salt_depth[:, None])
     w = depth_weights(fine, probing_depth)
     ok = np.isfinite(v)
     return np.sum(np.where(ok, v, 0.0) * w, axis=1) / np.maximum(np.sum(ok * w, axis=1), 1e-300)

@@ -34,6 +34,9 @@ class InterfaceMesh:
     area: (k,) triangle areas in m^2.
     touches_surface: (k,) whether the triangle has a vertex on the outer surface (set by
         :func:`cut_particle`): a crack there is open to the electrolyte.
+    touches_shell: (k,) whether a grain-boundary triangle has a vertex on the shell/core
+        interface (set by :func:`cut_particle`): where the thin shell breaks over a crack, the
+        crack there is open to the electrolyte.
     """
 
     points: np.ndarray
@@ -47,6 +50,7 @@ class InterfaceMesh:
     normal: np.ndarray
     area: np.ndarray
     touches_surface: np.ndarray | None = None
+    touches_shell: np.ndarray | None = None
 
 
 def active_interface_mask(facet_tags: np.ndarray, grain_boundaries: bool, shell_core: bool
@@ -214,6 +218,9 @@ def cut_particle(data: ParticleMeshData, grain_boundaries: bool, shell_core: boo
     new = np.take_along_axis(cut.tets[cell], np.argmax(match, axis=2), axis=1)
     outer = np.unique(facets[tags == OUTER_SURFACE])
     cut.touches_surface = np.any(np.isin(cut.original_vertex[cut.plus], outer), axis=1)
+    shell_core_vertices = np.unique(facets[tags == SHELL_CORE])
+    cut.touches_shell = (cut.facet_tag >= GB_OFFSET) & np.any(
+        np.isin(cut.original_vertex[cut.plus], shell_core_vertices), axis=1)
     return CutParticle(points=cut.points, tets=cut.tets, cell_tags=region.astype(np.int32),
                        facets=new, facet_tags=tags.astype(np.int32), interfaces=cut)
 

@@ -46,7 +46,9 @@ class ParticleCracks:
         conductance = (coh.intact_conductance_factor * cfg.materials.grain.D_ab
                        / cfg.geometry.mesh.boundary_size)
         self.transport = InterfaceTransport(V, self.interfaces, cut, conductance,
-                                            coh.crack_blocks_flux)
+                                            coh.crack_blocks_flux, coh.cracks_break_shell)
+        #: whether the cracks open to the electrolyte matter (they react or grow a layer)
+        self.track_wetted = coh.open_crack_reacts or cfg.passivation.enabled
         self.gb_id = np.where(self.family == GRAIN_BOUNDARY, cut.facet_tag - GB_OFFSET, -1)
 
     @property
@@ -68,21 +70,33 @@ class ParticleCracks:
         self.history.discard()
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
-        """Adopt a checkpointed history."""
+        """Adopt a checkpointed history (and the layers of wetted faces)."""
         self.history.restore(arrays)
+        if self.transport.faces is not None:
+            self.transport.faces.restore(arrays)
         self._damage_changed()
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays of the committed state for checkpoints (identical on every rank)."""
+        faces = self.transport.faces
+        return {**self.history.state(), **(faces.state() if faces is not None else {})}
 
     def _damage_changed(self) -> None:
         self.transport.changed = True
-        if self.cfg.cohesive.open_crack_reacts:
+        if self.track_wetted:
             self.transport.update_exposed()
+
+    @property
+    def reacting_area(self) -> float:
+        """Area (m^2, both faces) of crack faces that react: wetted ones, where they react."""
+        return self.transport.exposed_area if self.cfg.cohesive.open_crack_reacts else 0.0
 
     # --- results ---------------------------------------------------------------------------
 
     def diagnostics(self) -> dict[str, float]:
         """Crack statistics with units in the keys (same on every rank)."""
         out = output.crack_statistics(self.interfaces, self.family, self.gb_id)
-        out["reacting_crack_area [m^2]"] = self.transport.exposed_area
+        out["reacting_crack_area [m^2]"] = self.reacting_area
         return out
 
     def energies(self) -> dict[str, float]:

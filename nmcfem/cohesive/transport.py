@@ -35,13 +35,20 @@ class InterfaceTransport:
     cut: the pairs of facing triangles (for which cracks connect to the outer surface).
     conductance: intact conductance g per unit area (m/s).
     blocks_flux: whether damage throttles the flux (False: always intact).
+    shell_breaks: a fully cracked grain boundary breaks the meshed shell over it (its crack is
+        open to the electrolyte where it meets the shell/core interface).
     """
 
     def __init__(self, V, interfaces: CohesiveInterfaces, cut: InterfaceMesh, conductance: float,
-                 blocks_flux: bool):
+                 blocks_flux: bool, shell_breaks: bool = False):
         self.interfaces, self.cut = interfaces, cut
+        self.shell_breaks = shell_breaks
+        #: the wetted faces' layers and reaction (:mod:`nmcfem.cohesive.wetted_faces`), if any
+        self.faces = None
         self.conductance, self.blocks_flux = conductance, blocks_flux
         glob_c, _ = input_vertex_blocks(V, interfaces.n_input, interfaces.comm)
+        #: global concentration DOFs of the interface vertices (``interfaces.vertices``)
+        self.vertex_blocks = glob_c[interfaces.vertices]
         self.pc = glob_c[interfaces.plus_vertex.reshape(-1)]
         self.mc = glob_c[interfaces.minus_vertex.reshape(-1)]
         lo_c, hi_c = V.dofmap.index_map.local_range
@@ -90,15 +97,21 @@ class InterfaceTransport:
         self.changed = False
         return self._M
 
-    def add_rhs(self, b: PETSc.Vec, bc_dofs: np.ndarray, bc_value: float, flux: float) -> None:
+    def add_rhs(self, b: PETSc.Vec, bc_dofs: np.ndarray, bc_value: float, flux: float,
+                extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Add the interface terms of the transport right-hand side b, then assemble b.
 
         Parameters
         ----------
         b: right-hand side vector (mol/s per test function).
         bc_dofs: sorted global Dirichlet DOFs; bc_value: their concentration (mol/m^3).
-        flux: outward current density of reacting crack faces (mol/m^2/s).
+        flux: imposed outward flux density of reacting crack faces (mol/m^2/s).
+        extra: (global rows, values in mol/s) added as well (the Butler-Volmer terms of
+            wetted faces, :mod:`nmcfem.cohesive.wetted_faces`).
         """
+        if extra is not None and len(extra[0]):
+            b.setValues(extra[0].astype(PETSc.IntType), extra[1],
+                        addv=PETSc.InsertMode.ADD_VALUES)
         if len(bc_dofs):
             # couplings to Dirichlet DOFs move to the right-hand side
             g = self._pair_conductance()
@@ -121,13 +134,17 @@ class InterfaceTransport:
 
     def update_exposed(self) -> None:
         """Find the fully cracked triangles connected through fully cracked triangles to the
-        outer surface: their faces react."""
+        electrolyte (the outer surface, or a shell broken over a cracked grain boundary): their
+        faces are wetted."""
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
         im = self.cut
         cracked = np.flatnonzero(self.interfaces.fully_cracked().reshape(-1, 3).all(axis=1))
-        if not len(cracked) or im.touches_surface is None:
+        entry = im.touches_surface
+        if entry is not None and self.shell_breaks and im.touches_shell is not None:
+            entry = entry | im.touches_shell
+        if not len(cracked) or entry is None:
             self.exposed, self.exposed_area = np.zeros(0, dtype=np.int64), 0.0
             return
         # triangles sharing an (original) vertex are connected
@@ -137,7 +154,7 @@ class InterfaceTransport:
                            shape=(len(cracked), len(im.original_vertex)))
         adjacency = (graph @ graph.T).tocsr()
         _, label = connected_components(adjacency, directed=False)
-        open_labels = np.unique(label[im.touches_surface[cracked]])
+        open_labels = np.unique(label[entry[cracked]])
         tris = cracked[np.isin(label, open_labels)]
         self.exposed = (3 * tris[:, None] + np.arange(3)).reshape(-1)
         self.exposed_area = float(2.0 * im.area[tris].sum())

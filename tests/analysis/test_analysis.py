@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nmcfem.analysis import cones, metrics, pipeline, readers, synthetic
+from nmcfem.analysis import cones, metrics, pipeline, readers, surface, synthetic
 from nmcfem.analysis.measured import ratio_map
 from nmcfem.analysis.ratio import calibrate, particle_mask, tey_ratio_uncertainty
 from nmcfem.atomic import atomic_save_npz
@@ -201,3 +201,50 @@ def test_pipeline_writes_figures_and_metrics(tmp_path):
     # the shell (Ni2+) lowers the probing-depth-weighted valence below the bare-surface value
     assert res["simulated_surface_valence"]["mean"] < 3.1
     assert set(res["cone_correlation_simulated"]) == {float(a) for a in settings.cone_angles}
+
+
+def test_a_grown_layer_counts_as_rock_salt():
+    base = synthetic.make_snapshot(n_points=500, shell_thickness=3e-9)
+    bare = surface.Snapshot(**_snapshot_fields(base))
+    grown = surface.Snapshot(**_snapshot_fields(base), grown_thickness=np.full(500, 7e-9))
+    assert np.allclose(grown.rock_salt_depth, 1e-8)
+    v_bare = surface.surface_valence(bare, 5e-9)
+    v_grown = surface.surface_valence(grown, 5e-9)
+    # exp(-d/5 nm) weights: 2 down to 10 nm instead of 3 nm, the layered oxide below
+    assert np.all(v_grown < v_bare)
+    assert np.all(v_grown - surface.ROCK_SALT_VALENCE
+                  < (v_bare - surface.ROCK_SALT_VALENCE) * np.exp(-(1e-8 - 3e-9) / 5e-9) * 1.2)
+
+
+def _snapshot_fields(data):
+    keys = ("radius", "time", "surface_points", "depths", "x_profile", "in_shell",
+            "shell_depth", "surface_damage", "facet_centroids", "facet_areas", "facet_damage",
+            "facet_kind")
+    return {k: (float(data[k]) if k in ("radius", "time") else data[k]) for k in keys}
+
+
+def test_first_and_last_cycle_compared(tmp_path):
+    first = synthetic.make_snapshot(n_points=3000, n_facets=600, shell_thickness=3e-9)
+    last = synthetic.make_snapshot(n_points=3000, n_facets=600, shell_thickness=3e-9)
+    last["grown_thickness"] = np.full(3000, 1.5e-8)
+    last["facet_damage"] = np.clip(last["facet_damage"] * 1.5, 0, 1)
+    atomic_save_npz(tmp_path / "analysis_snapshot_cycle0001_step02.npz", **first)
+    atomic_save_npz(tmp_path / "analysis_snapshot_cycle0046_step02.npz", **last)
+    atomic_save_npz(tmp_path / "analysis_snapshot.npz", **last)
+    settings = pipeline.default_settings()
+    settings.field_of_view, settings.pixel_size = 120, 90e-9
+    res = pipeline.analyze_run(tmp_path, settings)["cycle_comparison"]
+    assert res["first"] == "cycle 1 (end of step 2)"
+    assert res["last"] == "cycle 46 (end of step 2)"
+    one, many = res["states"][res["first"]], res["states"][res["last"]]
+    assert many["surface_valence"]["mean"] < one["surface_valence"]["mean"]
+    assert res["change of the mean surface valence"] < 0
+    assert many["grown_layer_thickness [m]"]["mean"] == pytest.approx(1.5e-8)
+    assert set(many["cone_correlation"]) == {float(a) for a in settings.cone_angles}
+    out = tmp_path / "analysis" / "cycle_comparison"
+    for name in ("valence_maps", "valence_change", "valence_histograms", "depth_profiles",
+                 "cone_correlation"):
+        assert (out / f"{name}.png").is_file(), name
+    # a single step-end snapshot has nothing to compare with
+    (tmp_path / "analysis_snapshot_cycle0046_step02.npz").unlink()
+    assert "cycle_comparison" not in pipeline.analyze_run(tmp_path, settings)
