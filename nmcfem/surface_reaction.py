@@ -63,10 +63,8 @@ class SurfaceReaction:
         #: concentration drop across the film (mol/m^3, P1 on the surface)
         self.drop = dolfinx.fem.Function(c.function_space, name="film_drop") \
             if film is not None else None
-        #: 1 where the film's outer face is saturated (full or empty), else 0; its
-        #: concentration there (mol/m^3)
+        #: 1 where the film's outer face is saturated (full or empty), else 0
         self.saturated = dolfinx.fem.Function(c.function_space) if film is not None else None
-        self.face_c = dolfinx.fem.Function(c.function_space) if film is not None else None
         self.V = dolfinx.fem.Constant(mesh, 4.0)  # particle potential (V)
         self.V_old = float(self.V.value)
         self.control = CURRENT
@@ -82,9 +80,10 @@ class SurfaceReaction:
             h, D = film[0], film[1]
             through = 1.0 + ufl.max_value(self.N_c, 0.0) * h / D
             s_ = self.saturated
-            # a saturated node (only where h > 0) passes what the film carries
+            # a saturated node (only where h > 0) passes what the film carries, drop D / h,
+            # whose derivative with respect to c is D / h (the face stays at its bound)
             conductance = D / ufl.max_value(h, MIN_FILM_THICKNESS)
-            self.N = (1.0 - s_) * self.N + s_ * (cv - self.face_c) * conductance
+            self.N = (1.0 - s_) * self.N + s_ * self.drop * conductance
             self.N_c = (1.0 - s_) * self.N_c / through + s_ * conductance
             self.N_V = (1.0 - s_) * self.N_V / through
         v = ufl.TestFunction(c.function_space)
@@ -109,7 +108,6 @@ class SurfaceReaction:
                                   D, self.c_max, self.drop.x.array[dofs], max_iterations)
         self.drop.x.array[dofs] = dc
         self.saturated.x.array[dofs] = saturated
-        self.face_c.x.array[dofs] = c - dc
 
     def _scalar(self, form) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
@@ -201,6 +199,12 @@ class SurfaceReaction:
             self.V.value = self.V_old
 
 
+def reaction_flux(kinetics: Kinetics, c, V: float, c_max: float):
+    """Outward Butler-Volmer Li flux N = i/F (mol/m^2/s) at concentration c (mol/m^3) and
+    particle potential V (V), numpy arrays."""
+    return kinetics.current_density(np.asarray(c) / c_max, V) / FARADAY
+
+
 def film_drop(kinetics: Kinetics, c: np.ndarray, V: float, h: np.ndarray, D: float,
               c_max: float, guess: np.ndarray, max_iterations: int = 100
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -220,14 +224,15 @@ def film_drop(kinetics: Kinetics, c: np.ndarray, V: float, h: np.ndarray, D: flo
     V: particle potential (V); c_max: maximum concentration (mol/m^3); guess: a first dc.
     """
     lo, hi = c - c_max, c.copy()
-    with np.errstate(over="ignore", invalid="ignore"):
-        full = (h > 0) & (lo - kinetics.current_density(1.0, V) / FARADAY * h / D > 0)
-        empty = (h > 0) & (hi - kinetics.current_density(0.0, V) / FARADAY * h / D < 0)
-    dc = np.clip(guess, lo, hi)
-    delta = 1e-7 * c_max  # concentration step of the derivative (mol/m^3)
 
     def flux(conc):
-        return kinetics.current_density(conc / c_max, V) / FARADAY
+        return reaction_flux(kinetics, conc, V, c_max)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        full = (h > 0) & (lo - flux(c_max) * h / D > 0)
+        empty = (h > 0) & (hi - flux(0.0) * h / D < 0)
+    dc = np.clip(guess, lo, hi)
+    delta = 1e-7 * c_max  # concentration step of the derivative (mol/m^3)
 
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(max_iterations):

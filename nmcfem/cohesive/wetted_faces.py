@@ -22,7 +22,7 @@ from petsc4py import PETSc
 
 from nmcfem.cohesive.assembly import gather_blocks
 from nmcfem.physics.electrochemistry import FARADAY, Kinetics
-from nmcfem.surface_reaction import MIN_FILM_THICKNESS, film_drop
+from nmcfem.surface_reaction import MIN_FILM_THICKNESS, film_drop, reaction_flux
 
 #: concentration step of the numerical derivative dN/dc, as a fraction of c_max
 DERIVATIVE_STEP = 1e-7
@@ -125,7 +125,7 @@ class WettedCrackFaces:
     # --- the reaction ----------------------------------------------------------------------
 
     def _flux(self, c: np.ndarray, V: float) -> np.ndarray:
-        return self.kinetics.current_density(c / self.c_max, V) / FARADAY
+        return reaction_flux(self.kinetics, c, V, self.c_max)
 
     def linearise(self, c: PETSc.Vec, V: float) -> FaceReactionTerms | None:
         """The faces' reaction terms of a Newton iteration at the iterate c (mol/m^3) and the
