@@ -106,7 +106,7 @@ class WettedCrackFaces:
         """Wetted area and the layers' thickness on the wetted faces (same on every rank)."""
         w = self.interfaces.weight
         wet = self.wetted()
-        area = 2.0 * float(w[wet].sum())
+        area = self.transport.exposed_area  # both faces
         h = self.thickness[wet]
         return {"wetted_crack_area [m^2]": area,
                 "crack_layer_thickness_mean [m]":
