@@ -925,7 +925,8 @@ def read_ocp_table(path: str | Path) -> tuple[list[float], list[float]]:
 
 def section_hash(obj: Any, length: int = 12) -> str:
     """Stable hex digest of a config section (used to key mesh caches and run folders)."""
-    text = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(obj if isinstance(obj, dict) else to_dict(obj), sort_keys=True,
+                      separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 

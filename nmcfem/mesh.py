@@ -35,9 +35,11 @@ from dolfinx.io import distribute_entity_data
 
 from nmcfem.atomic import atomic_write_text
 from nmcfem.cohesive.cutting import InterfaceMesh, cut_particle
-from nmcfem.config import Geometry, section_hash
+from nmcfem.config import Geometry, section_hash, to_dict
 from nmcfem.geometry import (
     GB_OFFSET,
+    MESHER_VERSION,
+    MIN_CORE_QUALITY,
     OUTER_SURFACE,
     SHELL,
     SHELL_CORE,
@@ -89,8 +91,9 @@ class ParticleDomain:
 
 
 def cache_folder(geom: Geometry, cache_dir: str | Path) -> Path:
-    """Cache folder of ``geom``: ``cache_dir/<12-hex hash of the geometry section>``."""
-    return Path(cache_dir) / section_hash(geom)
+    """Cache folder of ``geom``: ``cache_dir/<12-hex hash of the geometry section and the
+    meshing recipe's version>``."""
+    return Path(cache_dir) / section_hash({"geometry": to_dict(geom), "mesher": MESHER_VERSION})
 
 
 def _is_complete(folder: Path) -> bool:
@@ -177,18 +180,15 @@ def _write_xdmf(mesh, cell_tags, facet_tags, folder: Path, comm: MPI.Comm) -> No
     comm.barrier()
 
 
-#: smallest core element quality (radius ratio 3 r_in / r_circ) below which meshes are reported
-QUALITY_WARNING = 0.1
-
-
 def quality_warning(quality: float, geom: Geometry) -> str:
     """The warning for a mesh whose worst core tetrahedron has radius ratio ``quality``."""
     return (f"WARNING: the worst core tetrahedron has radius ratio {quality:.3g} < "
-            f"{QUALITY_WARNING} (slivers where Voronoi edges or vertices of the grains come within "
-            f"nanometres of each other or of the surface); results are valid, but the stresses "
-            f"of those cells are noisy and iterative solvers slow down. For a better mesh try "
-            f"another geometry.grain_seed (now {geom.grain_seed}) or explicit "
-            f"geometry.grain_points")
+            f"{MIN_CORE_QUALITY} even after remeshing with refinement at short Voronoi edges "
+            f"(slivers where Voronoi edges or vertices of the grains come within nanometres of "
+            f"each other or of the surface); results are valid, but the stresses of those cells "
+            f"are noisy and iterative solvers slow down. For a better mesh try another "
+            f"geometry.grain_seed (now {geom.grain_seed}), explicit geometry.grain_points or a "
+            f"smaller geometry.mesh.boundary_size")
 
 
 def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
@@ -240,7 +240,7 @@ def load_particle(geom: Geometry, comm: MPI.Comm = MPI.COMM_WORLD,
         n_input = comm.bcast(len(data.points) if comm.rank == 0 else None, root=0)
         if not (folder / "mesh.xdmf").is_file():
             _write_xdmf(mesh, cell_tags, facet_tags, folder, comm)
-    if comm.rank == 0 and data.stats["quality_min_core"] < QUALITY_WARNING:
+    if comm.rank == 0 and data.stats["quality_min_core"] < MIN_CORE_QUALITY:
         say(quality_warning(data.stats["quality_min_core"], geom))
     shared = comm.bcast(None if data is None else {
         "gb_pairs": data.gb_pairs, "grain_centroids": data.grain_centroids,

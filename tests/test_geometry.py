@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pytest
+from scipy.spatial import Delaunay
 
 from nmcfem.config import load_config
 from nmcfem.geometry import (
@@ -11,12 +12,15 @@ from nmcfem.geometry import (
     OUTER_SURFACE,
     SHELL,
     SHELL_CORE,
+    SMALL_FEATURE,
     boundary_faces,
     build_particle,
+    small_voronoi_features,
     split_prisms,
     tet_faces,
     tet_volumes,
     triangle_areas,
+    voronoi_seeds,
 )
 
 
@@ -118,6 +122,7 @@ def test_other_grain_counts_build(overrides, n):
     assert time.perf_counter() - t0 < 180
     if n > 1:
         assert len(d.gb_pairs) >= n  # every grain touches several others
+        assert d.stats["quality_min_core"] >= 0.1  # no slivers at tiny Voronoi features
 
 
 def test_partial_shell_cap_covers_the_requested_fraction():
@@ -137,3 +142,38 @@ def test_seeds_are_reproducible():
                               "geometry.mesh.grain_size=2e-6"]).geometry
     a, b = build_particle(geom), build_particle(geom)
     assert np.array_equal(a.points, b.points) and np.array_equal(a.tets, b.tets)
+
+
+def test_a_voronoi_vertex_on_the_sphere_is_a_small_feature():
+    rng = np.random.default_rng(7)
+    seeds = rng.uniform(-1, 1, size=(30, 3))
+    tri = Delaunay(seeds)
+    # a Voronoi vertex (circumcentre of a Delaunay tetrahedron) placed on the sphere
+    p = seeds[tri.simplices[0]]
+    a = p[1:] - p[0]
+    vertex = p[0] + np.linalg.solve(a, 0.5 * np.einsum("ij,ij->i", a, a))
+    radius = float(np.linalg.norm(vertex))
+    found = small_voronoi_features(seeds, radius, 1e-3 * radius)
+    assert any(set(ids) >= set(tri.simplices[0]) for ids in found)
+    assert not small_voronoi_features(seeds, radius * 1.37, 1e-9)
+
+
+@pytest.mark.parametrize("n", [20, 50, 100])
+def test_random_seeds_are_nudged_clear_of_small_features(n):
+    geom = load_config(None, [f"geometry.n_grains={n}"]).geometry
+    seeds = voronoi_seeds(geom)
+    core = geom.radius - geom.shell_thickness
+    assert not small_voronoi_features(seeds, core, SMALL_FEATURE * geom.mesh.boundary_size)
+    # the nudges are small: a few seeds move by a fraction of the seed spacing
+    raw = load_config(None, [f"geometry.n_grains={n}", "geometry.grain_points="
+                             + str(seeds.tolist())]).geometry
+    assert np.array_equal(voronoi_seeds(raw), seeds)  # explicit points are never nudged
+    rng = np.random.default_rng(geom.grain_seed)
+    direction = rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1)[:, None]
+    drawn = direction * (0.92 * core * rng.uniform(size=n) ** (1 / 3))[:, None]
+    moved = np.linalg.norm(seeds - drawn, axis=1)
+    assert np.count_nonzero(moved) <= 0.3 * n
+    assert moved.max() < 0.1 * core
+    if n == 20:  # the default particle keeps its seeds (and so its mesh)
+        assert not np.any(moved)
