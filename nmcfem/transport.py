@@ -20,20 +20,15 @@ import dolfinx
 import dolfinx.fem.petsc
 import ufl
 
-from nmcfem.config import Config, read_ocp_table
-from nmcfem.errors import SolverError
+from nmcfem.config import Config
 from nmcfem.geometry import OUTER_SURFACE
 from nmcfem.materials import MaterialFields
 from nmcfem.physics import diffusion
-from nmcfem.physics.electrochemistry import FARADAY, GAS_CONSTANT, Kinetics
+from nmcfem.physics.electrochemistry import FARADAY, GAS_CONSTANT
+from nmcfem.reaction_step import ButlerVolmerStep, outer_surface_reaction
 from nmcfem.solvers import LinearSolver, solve_options
-from nmcfem.surface_reaction import CURRENT, SurfaceReaction
 
 SECONDS_PER_HOUR = 3600.0
-#: quadrature degree of the surface reaction terms (exact for quartic integrands on a facet)
-REACTION_QUADRATURE_DEGREE = 4
-#: the reference triangle's vertices: a nodal (lumped) quadrature of surface terms
-VERTICES_OF_TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
 
 
 class TransportProblem:
@@ -59,12 +54,8 @@ class TransportProblem:
         self.c_max = cfg.materials.grain.c_max
         self.timings = {"assembly": 0.0, "solve": 0.0}
         self.V = V
-        x0 = cfg.loading.x_initial
-        self.c = dolfinx.fem.Function(V, name="c")
-        self.c_old = dolfinx.fem.Function(V, name="c_old")
-        self.c.x.array[:] = x0 * self.c_max
-        self.c_old.x.array[:] = x0 * self.c_max
-        self.x = dolfinx.fem.Function(V, name="x")
+        self.c, self.c_old, self.x = (dolfinx.fem.Function(V, name=n) for n in ("c", "c_old", "x"))
+        self.c.x.array[:] = self.c_old.x.array[:] = cfg.loading.x_initial * self.c_max
         self.x.x.array[:] = self.c.x.array / self.c_max
         self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=domain.facet_tags)
         one = dolfinx.fem.Constant(mesh, 1.0)
@@ -79,76 +70,39 @@ class TransportProblem:
         self.dt = dolfinx.fem.Constant(mesh, 1.0)
         c, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         D = diffusion.diffusivity(materials.d_perp, materials.d_par, materials.axis)
-        stress_term = None
-        if sigma_h is not None:
-            ld = cfg.loading
-            factor = ld.partial_molar_volume / (GAS_CONSTANT * ld.temperature)
-            stress_term = (dolfinx.fem.Constant(mesh, factor), sigma_h)
+        ld = cfg.loading
+        stress_term = None if sigma_h is None else (dolfinx.fem.Constant(
+            mesh, ld.partial_molar_volume / (GAS_CONSTANT * ld.temperature)), sigma_h)
         a_c, L_c = diffusion.backward_euler_forms(c, v, self.c_old, self.dt, D,
                                                   self.ds(OUTER_SURFACE), self.flux, stress_term)
         self.a_c, self.L_c = dolfinx.fem.form(a_c), dolfinx.fem.form(L_c)
-        ec = cfg.electrochemistry
-        table = read_ocp_table(ec.ocp_table) if ec.ocp == "table" else None
         self.ds_outer = self.ds(OUTER_SURFACE)
         #: thickness (m) of the passivation layer grown on the outer surface (or None)
         self.film = dolfinx.fem.Function(V, name="passivation_thickness") \
             if cfg.passivation.enabled else None
-
-        # UFL would integrate the exponentials and tanh of Butler-Volmer with a quadrature
-        # degree of 10 and more (and assemble 30x slower); P1 concentrations need far less
-        pa = cfg.passivation
-        throttled = pa.enabled and pa.throttles_transport
-        # a film's concentration drop is solved node by node: the reaction is then integrated
-        # at the nodes too (vertex quadrature), so that its elimination from Newton is exact
-        ds_reaction = self.ds(OUTER_SURFACE, metadata=(
-            {"quadrature_rule": "custom", "quadrature_degree": 1,
-             "quadrature_points": VERTICES_OF_TRIANGLE,
-             "quadrature_weights": np.full(3, 1.0 / 6.0)} if throttled
-            else {"quadrature_degree": REACTION_QUADRATURE_DEGREE}))
-        film = (self.film, cfg.materials.shell.D_L, None) if throttled else None
-        self.reaction = SurfaceReaction(self.c, self.c_max, ds_reaction,
-                                        Kinetics(ec, self.c_max, cfg.loading.temperature, table),
-                                        film)
+        outer = dolfinx.fem.locate_dofs_topological(V, 2, domain.facet_tags.find(OUTER_SURFACE))
+        self.outer_dofs_all = outer  # local, with ghosts
+        self.outer_dofs = outer[outer < V.dofmap.index_map.size_local]
+        self.reaction = outer_surface_reaction(self.c, self.ds, OUTER_SURFACE, cfg, self.film,
+                                               outer)
         #: Butler-Volmer kinetics of experiment steps: the step is a Newton iteration on c and V
-        self.butler_volmer = cfg.experiment.steps is not None and ec.kinetics == "butler-volmer"
+        self.butler_volmer = (cfg.experiment.steps is not None
+                              and cfg.electrochemistry.kinetics == "butler-volmer")
         self.reaction_active = False  # set by the protocol for its cc, cv and rest steps
-        if self.butler_volmer:
-            r = self.reaction
-            # where more Li slows the reaction (dN/dc < 0: the exchange current's vacancy
-            # factor near a full surface on charge) the derivative is left out of the matrix,
-            # which would lose its positive definiteness; the iteration then converges linearly
-            # there, to the same solution
-            a_r, L_r = diffusion.linearised_reaction_forms(c, v, self.c, r.N,
-                                                           ufl.max_value(r.N_c, 0.0), r.ds)
-            self.a_newton = dolfinx.fem.form(a_c + a_r)  # for lifting held values
-            self.a_react = dolfinx.fem.form(a_r)
-            self.L_newton = dolfinx.fem.form(L_c + L_r)
-            self.b_volt = dolfinx.fem.petsc.create_vector(V)
-            # the bulk operator changes only with dt: assembled once, the surface added to it
-            self.A_bulk = dolfinx.fem.petsc.create_matrix(self.a_c)
-            self.A_newton: PETSc.Mat | None = None
-            self._bulk_dt: float | None = None
-        self._li_old = 0.0  # mol: total Li of the committed state (set below)
+        self.newton = ButlerVolmerStep(self, a_c, L_c, c, v) if self.butler_volmer else None
         self.current = 0.0  # A: net reaction current of the last step, positive on charge
         self.A_c = dolfinx.fem.petsc.create_matrix(self.a_c)
         self.b_c = dolfinx.fem.petsc.create_vector(V)
-        self._faces_vec: PETSc.Vec | None = None  # values of crack faces at global rows
         self.ksp = LinearSolver(self.comm, self.A_c, solve_options(cfg.solver, linear, "diffusion"),
                                 "diffusion")
         self.bcs: list = []
         self._assembled_dt: float | None = None
-        self._bc_global = np.zeros(0, dtype=np.int64)
+        self.held_global_rows = np.zeros(0, dtype=np.int64)  # of the held DOFs, every rank's
         self._bc_value = 0.0
         self._bc_diag = 1.0  # diagonal of held rows, set with the operator
-        outer = dolfinx.fem.locate_dofs_topological(V, 2, domain.facet_tags.find(OUTER_SURFACE))
-        self.outer_dofs_all = outer  # local, with ghosts
-        if self.reaction.film is not None:
-            self.reaction.film = (*self.reaction.film[:2], outer)
-        self.outer_dofs = outer[outer < V.dofmap.index_map.size_local]
         self.grain_dofs = materials.grain_dofs(V)
-
         self._total_li = dolfinx.fem.form(self.c * ufl.dx)
-        self._li_old = self.total_li()
+        self._li_old = self.total_li()  # mol: total Li of the committed state
         #: the current (A) of 1C: the particle's capacity c_max V F over one hour
         self.one_c_current = self.c_max * self.volume * FARADAY / SECONDS_PER_HOUR
 
@@ -177,7 +131,8 @@ class TransportProblem:
         self._assembled_dt = None
         imap = self.V.dofmap.index_map
         glob = imap.local_to_global(self.held.astype(np.int32))
-        self._bc_global = np.unique(np.concatenate(self.comm.allgather(glob))).astype(np.int64)
+        self.held_global_rows = np.unique(np.concatenate(self.comm.allgather(glob))).astype(
+            np.int64)
         self._bc_value = value
 
     def share_current(self, exposed_area: float) -> None:
@@ -197,12 +152,16 @@ class TransportProblem:
         self.flux_value = current / (FARADAY * self.outer_area)
         self.share_current(exposed_area)
 
+    def invalidate_operator(self) -> None:
+        """The linear step's operator must be assembled again (another solver used the KSP)."""
+        self._assembled_dt = None
+
     def solve(self, dt: float) -> int:
         """Backward-Euler step of length dt (s) from c_old; returns Krylov iterations. Under
         Butler-Volmer kinetics a Newton iteration on c (and V under constant current); the
         step's reaction current and particle potential follow (``current``, ``voltage``)."""
         if self.reaction_active:
-            its = self._solve_reaction(dt)
+            its = self.newton.solve(dt)
             self.current = self.reaction.total_current() + self.crack_face_current()
         else:
             its = self._solve_linear(dt)
@@ -215,117 +174,37 @@ class TransportProblem:
         """Particle potential (V vs Li/Li+) of the trial or last accepted step."""
         return float(self.reaction.V.value)
 
-    def _solve_reaction(self, dt: float) -> int:
-        """Newton iteration of a backward-Euler step with the Butler-Volmer surface flux; under
-        constant current each iteration also updates V (a bordered system: two solves with one
-        matrix). Raises SolverError when it does not converge."""
-        r, ec = self.reaction, self.cfg.electrochemistry
-        self.dt.value = dt
-        self._assembled_dt = None
-        its = 0
-        c = self.c.x.petsc_vec
-        c_it, c_volt = c.duplicate(), c.duplicate()
-        try:
-            for _ in range(ec.max_newton_iterations):
-                t0 = time.perf_counter()
-                c.copy(c_it)
-                r.update_film()
-                if self._bulk_dt != dt:
-                    self.A_bulk.zeroEntries()
-                    dolfinx.fem.petsc.assemble_matrix(self.A_bulk, self.a_c)
-                    self.A_bulk.assemble()
-                    self._bulk_dt = dt
-                if self.A_newton is None:
-                    self.A_newton = self.A_bulk.duplicate(copy=True)
-                A = self.A_newton
-                # the surface terms couple DOFs of one facet: inside the bulk pattern
-                self.A_bulk.copy(A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
-                dolfinx.fem.petsc.assemble_matrix(A, self.a_react)
-                A.assemble()
-                faces = self._face_terms(c)
-                operator = A if self.coupling is None else \
-                    self.coupling.operator(A, self._bc_global)
-                if faces is not None:
-                    operator.setDiagonal(self._face_vector(faces.rows, faces.diagonal),
-                                         addv=PETSc.InsertMode.ADD_VALUES)
-                self.ksp.set_operator(operator)
-                self._assemble_rhs(self.b_c, self.L_newton, self.a_newton,
-                                   extra=None if faces is None else (faces.rows, faces.rhs))
-                if r.control == CURRENT:
-                    self._assemble_rhs(self.b_volt, r.rhs_volt_form(), self.a_newton,
-                                       homogeneous=True, extra=None if faces is None
-                                       else (faces.rows, faces.rhs_volt))
-                    lin = r.linearise()
-                    if faces is not None:
-                        grad = self._face_vector(faces.rows, faces.gradient).array_r
-                        lin = (lin[0] + faces.current, lin[1] + grad, lin[2] + faces.d_dV)
-                t1 = time.perf_counter()
-                its += self.ksp.solve(self.b_c, c)
-                dV = 0.0
-                if r.control == CURRENT:
-                    its += self.ksp.solve(self.b_volt, c_volt)
-                    dV = r.voltage_update(lin, c_it.array_r, c.array_r, c_volt.array_r)
-                    c.axpy(dV, c_volt)
-                    r.V.value = float(r.V.value) + dV
-                self.c.x.scatter_forward()
-                self.timings["assembly"] += t1 - t0
-                self.timings["solve"] += time.perf_counter() - t1
-                change = self.comm.allreduce(
-                    float(np.max(np.abs(c.array_r - c_it.array_r), initial=0.0)),
-                    op=MPI.MAX) / self.c_max
-                if not np.isfinite(change):
-                    break
-                if change < ec.newton_tolerance and abs(dV) < 1e-9:
-                    self.update_x()
-                    return its
-        finally:
-            c_it.destroy()
-            c_volt.destroy()
-        self.update_x()
-        raise SolverError(f"surface reaction: Newton did not converge in "
-                          f"{ec.max_newton_iterations} iterations "
-                          f"(electrochemistry.max_newton_iterations) at dt = {dt:.3g} s")
+    def crack_face_current(self) -> float:
+        """Reaction current (A) of wetted crack faces at the present c and V (collective)."""
+        faces = self.face_terms(self.c.x.petsc_vec)
+        return faces.current if faces is not None else 0.0
 
-    def _face_terms(self, c: PETSc.Vec):
+    def face_terms(self, c: PETSc.Vec):
         """Reaction terms of wetted crack faces at the iterate c, or None (collective)."""
         faces = self.coupling.faces if self.coupling is not None else None
         if faces is None:
             return None
         return faces.linearise(c, float(self.reaction.V.value))
 
-    def _face_vector(self, rows: np.ndarray, values: np.ndarray) -> PETSc.Vec:
-        """A vector of the concentration space holding ``values`` added at the global
-        ``rows`` (collective)."""
-        if self._faces_vec is None:
-            self._faces_vec = dolfinx.fem.petsc.create_vector(self.V)
-        vec = self._faces_vec
-        with vec.localForm() as local:
-            local.set(0.0)
-        vec.setValues(rows.astype(PETSc.IntType), values, addv=PETSc.InsertMode.ADD_VALUES)
-        vec.assemble()
-        return vec
-
-    def crack_face_current(self) -> float:
-        """Reaction current (A) of wetted crack faces at the present c and V (collective)."""
-        faces = self._face_terms(self.c.x.petsc_vec)
-        return faces.current if faces is not None else 0.0
-
-    def _assemble_rhs(self, b: PETSc.Vec, L: Any, a: Any, homogeneous: bool = False,
-                      extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    def assemble_rhs(self, b: PETSc.Vec, L: Any, a: Any, homogeneous: bool = False,
+                     extra: tuple[np.ndarray, np.ndarray] | None = None, bc_scale: float = 1.0,
+                     crack_flux: float = 0.0) -> None:
         """Assemble the right-hand side ``L`` into ``b`` with the held DOFs' values (zero for
-        ``homogeneous``), the interface terms and ``extra`` (global rows, values added)."""
+        ``homogeneous``; scaled by ``bc_scale``, the held rows' diagonal), the interface terms
+        (with the outward flux ``crack_flux`` of open crack faces, mol/m^2/s) and ``extra``
+        (global rows, values added)."""
+        alpha = 0.0 if homogeneous else 1.0
         with b.localForm() as local:
             local.set(0.0)
         dolfinx.fem.petsc.assemble_vector(b, L)
         if self.bcs:
-            dolfinx.fem.petsc.apply_lifting(b, [a], [self.bcs],
-                                            alpha=0.0 if homogeneous else 1.0)
+            dolfinx.fem.petsc.apply_lifting(b, [a], [self.bcs], alpha=alpha)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         if self.coupling is not None:
-            self.coupling.add_rhs(b, self._bc_global, 0.0 if homogeneous else self._bc_value,
-                                  0.0, extra)
+            self.coupling.add_rhs(b, self.held_global_rows, alpha * self._bc_value, crack_flux,
+                                  extra)
         if self.bcs:
-            dolfinx.fem.petsc.set_bc(b, self.bcs, alpha=0.0 if homogeneous else 1.0)
+            dolfinx.fem.petsc.set_bc(b, self.bcs, alpha=alpha * bc_scale)
 
     def _solve_linear(self, dt: float) -> int:
         """Backward-Euler step with an imposed surface flux and held nodes."""
@@ -341,18 +220,10 @@ class TransportProblem:
                                               diag=self._bc_diag)
             self.A_c.assemble()
             self.ksp.set_operator(self.A_c if coupling is None else
-                                  coupling.operator(self.A_c, self._bc_global))
+                                  coupling.operator(self.A_c, self.held_global_rows))
             self._assembled_dt = dt
-        with self.b_c.localForm() as local:
-            local.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(self.b_c, self.L_c)
-        if self.bcs:
-            dolfinx.fem.petsc.apply_lifting(self.b_c, [self.a_c], [self.bcs])
-        self.b_c.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        if coupling is not None:
-            coupling.add_rhs(self.b_c, self._bc_global, self._bc_value, self.crack_flux)
-        if self.bcs:
-            dolfinx.fem.petsc.set_bc(self.b_c, self.bcs, alpha=self._bc_diag)
+        self.assemble_rhs(self.b_c, self.L_c, self.a_c, bc_scale=self._bc_diag,
+                          crack_flux=self.crack_flux)
         t1 = time.perf_counter()
         its = self.ksp.solve(self.b_c, self.c.x.petsc_vec)
         self.c.x.scatter_forward()
@@ -404,31 +275,25 @@ class TransportProblem:
         dofs = self.outer_dofs
         if exclude is not None and len(exclude):
             dofs = np.setdiff1d(dofs, exclude)
-        xs = self.x.x.array[dofs]
-        lo = self.comm.allreduce(float(np.min(xs, initial=np.inf)), op=MPI.MIN)
-        hi = self.comm.allreduce(float(np.max(xs, initial=-np.inf)), op=MPI.MAX)
-        return lo, hi
+        return self._range(self.x.x.array[dofs])
 
     def reacting_surface_range(self) -> tuple[float, float]:
         """Smallest and largest Li fraction of the reacting face of the outer surface: the
         surface itself, or the outer side of a throttling passivation layer (collective)."""
-        r = self.reaction
+        r, dofs = self.reaction, self.outer_dofs
         if r.film is None:
             return self.surface_range()
-        dofs = self.outer_dofs
-        xs = (self.c.x.array[dofs] - r.drop.x.array[dofs]) / self.c_max
-        lo = self.comm.allreduce(float(np.min(xs, initial=np.inf)), op=MPI.MIN)
-        hi = self.comm.allreduce(float(np.max(xs, initial=-np.inf)), op=MPI.MAX)
-        return lo, hi
+        return self._range((self.c.x.array[dofs] - r.drop.x.array[dofs]) / self.c_max)
+
+    def _range(self, values: np.ndarray) -> tuple[float, float]:
+        """Smallest and largest of ``values`` over all ranks (collective)."""
+        return (self.comm.allreduce(float(np.min(values, initial=np.inf)), op=MPI.MIN),
+                self.comm.allreduce(float(np.max(values, initial=-np.inf)), op=MPI.MAX))
 
     def destroy(self) -> None:
         """Free PETSc objects."""
         self.ksp.destroy()
         self.A_c.destroy()
-        if self.butler_volmer:
-            for obj in (self.A_bulk, self.A_newton, self.b_volt):
-                if obj is not None:
-                    obj.destroy()
+        if self.newton is not None:
+            self.newton.destroy()
         self.b_c.destroy()
-        if self._faces_vec is not None:
-            self._faces_vec.destroy()
