@@ -120,8 +120,9 @@ class Diagnostics:
                 "interface_stored_energy [J]": stored, "dissipated_energy [J]": dissipated,
                 "energy_balance_residual [J]": w_ch - bulk - stored - dissipated}
 
-    def row(self, t: float) -> dict[str, float]:
-        """Time-series quantities at time t (s), units in the keys (collective)."""
+    def row(self, t: float, energies: dict[str, float] | None = None) -> dict[str, float]:
+        """Time-series quantities at time t (s), units in the keys (collective); ``energies``:
+        :meth:`energies` of this state where the caller has them already."""
         tr = self.transport
         n_cells = self.mesh.topology.index_map(3).size_local
         sig = self.mechanics.stress.x.array.reshape(-1, 3, 3)[:n_cells]
@@ -147,7 +148,7 @@ class Diagnostics:
             "max_gb_normal_traction [Pa]": tn_max,
             "min_gb_normal_traction [Pa]": tn_min,
             **(self.cracks.diagnostics() if self.cracks is not None else {}),
-            **self.energies(),
+            **(energies if energies is not None else self.energies()),
         }
 
     def output_fields(self) -> dict[str, dolfinx.fem.Function]:

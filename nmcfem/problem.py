@@ -197,7 +197,7 @@ class ChemoMechanicsProblem:
 
     def row(self) -> dict[str, float]:
         """Time-series quantities of the committed state (collective)."""
-        return {**self.diagnostics.row(self.t), **self.protocol.row(),
+        return {**self.diagnostics.row(self.t, self._energies or None), **self.protocol.row(),
                 **(self.passivation.row() if self.passivation is not None else {})}
 
     @property

@@ -48,8 +48,11 @@ class StepSizeControl:
         return dt * self.cutback
 
     def next(self, dt_taken: float, dt_planned: float, dx_max: float, shortened: bool) -> float:
-        """The next step (s) after an accepted step of dt_taken (s) with change dx_max; a step
-        shortened only to land on an end time or event does not shrink the next one."""
+        """The next step (s) after an accepted step of dt_taken (s) with change dx_max.
+
+        A step shortened only to land on the end time grows from the planned step dt_planned
+        (s); one ``shortened`` (aimed at an event, or cut after a failure) grows from its own
+        length, since its dx_max says nothing about the planned step."""
         growth = self.growth if dx_max <= 0 else min(self.growth,
                                                      SAFETY * self.dx_target / dx_max)
         base = dt_taken if shortened else max(dt_taken, dt_planned)

@@ -18,11 +18,9 @@ import numpy as np
 from petsc4py import PETSc
 
 from nmcfem.cohesive.assembly import (
-    coo_values,
     gather_blocks,
     input_vertex_blocks,
     local_frames,
-    pair_matrix,
 )
 from nmcfem.cohesive.history import InterfaceHistory
 from nmcfem.cohesive.law import FULLY_CRACKED, CohesiveLaw, dissipated_energy, evaluate
@@ -67,8 +65,6 @@ class CohesiveInterfaces:
         self.vertex_block_u = glob_u[self.vertices]
         lo, hi = W.dofmap.index_map.local_range
         self.mine = np.flatnonzero((self.pu >= lo) & (self.pu < hi))
-        self.K = pair_matrix(W, self.pu[self.mine], self.mu[self.mine])
-        self.K_secant = pair_matrix(W, self.pu[self.mine], self.mu[self.mine])
         self.history = InterfaceHistory(3 * k, self.weight)
 
     # --- evaluation ------------------------------------------------------------------------
@@ -111,18 +107,14 @@ class CohesiveInterfaces:
                     addv=PETSc.InsertMode.ADD_VALUES)
         return float(np.sum(res["energy"] * self.weight))
 
-    def tangent_matrix(self, secant: bool = False) -> PETSc.Mat:
-        """The interface tangent (N/m) of the last evaluation — consistent, or the secant
-        stiffness (positive definite) — as a COO matrix."""
+    def tangent_blocks(self, secant: bool = False) -> np.ndarray:
+        """(p,3,3) interface stiffness blocks (N/m) of this rank's points (``mine``) at the
+        last evaluation: the consistent tangent, or the secant stiffness (positive definite),
+        rotated to global axes and weighted."""
         m = self.mine
         R = self.frames[m]
-        key = "secant" if secant else "tangent"
-        blocks = np.einsum("kai,kab,kbj->kij", R, self.history.trial[key][m], R) \
-            * self.weight[m, None, None]
-        A = self.K_secant if secant else self.K
-        A.setValuesCOO(coo_values(blocks), addv=PETSc.InsertMode.INSERT_VALUES)
-        A.assemble()
-        return A
+        D = self.history.trial["secant" if secant else "tangent"][m]
+        return np.matmul(np.matmul(R.transpose(0, 2, 1), D), R) * self.weight[m, None, None]
 
     # --- results of the committed state ----------------------------------------------------
 
@@ -157,9 +149,8 @@ class CohesiveInterfaces:
             if len(self.laws) else np.zeros(0)
 
     def destroy(self) -> None:
-        """Free the PETSc matrices."""
-        self.K.destroy()
-        self.K_secant.destroy()
+        """Nothing to free: the interfaces hold no PETSc objects (kept for the owners' uniform
+        clean-up)."""
 
 
 def statistics(interfaces: CohesiveInterfaces) -> dict[str, Any]:

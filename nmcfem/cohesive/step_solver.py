@@ -41,7 +41,7 @@ from petsc4py import PETSc
 
 import dolfinx
 
-from nmcfem.cohesive.assembly import add_pattern
+from nmcfem.cohesive.assembly import BulkPlusPairs
 from nmcfem.cohesive.interfaces import CohesiveInterfaces
 from nmcfem.errors import SolverError
 from nmcfem.solvers import owned_rows, prefixed_options, reason_name, rigid_mode_pins
@@ -158,7 +158,10 @@ class CohesiveEquilibrium:
         self.bc_rows = np.union1d(owned_rows(bcs or [], interfaces.W), pins).astype(PETSc.IntType)
         self.constrained = self.comm.allreduce(len(self.bc_rows), op=MPI.SUM) > 0
         interfaces.evaluate(K.createVecRight())
-        self.A = add_pattern(K, interfaces.tangent_matrix(secant=True))
+        m = interfaces.mine
+        self.operator = BulkPlusPairs(K, interfaces.pu[m], interfaces.mu[m], self.bc_rows)
+        self.A = self.operator.A
+        self._assemble(secant=True)
         self.linear = ReusedPreconditioner(self.A, linear_options, settings.krylov_limit)
         self.b = K.createVecLeft()
         self.F = K.createVecLeft()
@@ -188,12 +191,9 @@ class CohesiveEquilibrium:
         return self.F.norm(), energy
 
     def _assemble(self, secant: bool) -> None:
-        """A = K + the interface stiffness of the last evaluation (secant, or consistent)."""
-        subset = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
-        self.K.copy(self.A, structure=subset)
-        self.A.axpy(1.0, self.interfaces.tangent_matrix(secant=secant), structure=subset)
-        if self.constrained:  # collective: every rank takes part, with or without rows
-            self.A.zeroRowsColumns(self.bc_rows, 1.0)
+        """A = K + the interface stiffness of the last evaluation (secant, or consistent), with
+        the supported rows and columns replaced by the identity."""
+        self.operator.set(self.interfaces.tangent_blocks(secant=secant))
 
     def _newton_direction(self, rtol: float) -> int:
         """dx = -J^{-1} F on the consistent tangent J; returns Krylov iterations."""
@@ -364,5 +364,6 @@ class CohesiveEquilibrium:
     def destroy(self) -> None:
         """Free the PETSc objects."""
         self.linear.destroy()
-        for obj in (self.A, self.b, self.F, self.dx):
+        self.operator.destroy()
+        for obj in (self.b, self.F, self.dx):
             obj.destroy()
