@@ -12,8 +12,8 @@ Cases (``--cases``, default all):
   lowers the step's energy, quasi-Newton elsewhere): why the default;
 - ``mesh``: the default particle to x = 0.5 at the default interface elements (a fifth of the
   cohesive length) and at 0.6x that size: cracked area and dissipation;
-- ``scale``: a 100-grain particle with cracks, 1C to x = 0.25, two ranks: unknowns, steps, peak
-  memory.
+- ``scale``: a 100-grain particle with cracks under the default protocol (1C to 4.3 V, hold to
+  C/50), two ranks: unknowns, steps, peak memory.
 
 Every run is a fresh ``run_sim.py run`` process (mesh cached beforehand, so meshing is not
 timed); its manifest and series give the figures. Run: ``python benchmarks/cracking_benchmark.py
@@ -138,7 +138,8 @@ def main() -> int:
                 a, b = final(res[1.0], key), final(res[0.6], key)
                 print(f"  {key}: default {a:.4g}, finer {b:.4g} ({a / b - 1:+.1%})")
         if "scale" in args.cases:
-            print("100-grain particle with cracks, 1C to x = 0.25 (2 ranks)")
+            print("100-grain particle with cracks, default protocol: 1C to 4.3 V, hold to C/50 "
+                  "(2 ranks)")
             r = run("default.yaml", ["geometry.n_grains=100"], folder, "scale", 2)
             print(describe("100 grains", r))
             m = r["manifest"]
