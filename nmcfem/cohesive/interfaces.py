@@ -148,10 +148,6 @@ class CohesiveInterfaces:
         return np.array([law.toughness for law in self.laws])[self.point_law] \
             if len(self.laws) else np.zeros(0)
 
-    def destroy(self) -> None:
-        """Nothing to free: the interfaces hold no PETSc objects (kept for the owners' uniform
-        clean-up)."""
-
 
 def statistics(interfaces: CohesiveInterfaces) -> dict[str, Any]:
     """Cracked areas (m^2), dissipated energy (J), openings (m) and tractions (Pa) of the

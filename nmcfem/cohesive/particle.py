@@ -123,5 +123,4 @@ class ParticleCracks:
 
     def destroy(self) -> None:
         """Free PETSc objects."""
-        self.interfaces.destroy()
         self.transport.destroy()
