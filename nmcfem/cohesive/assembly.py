@@ -110,8 +110,10 @@ class BulkPlusPairs:
         t_rows, t_cols = _coo_indices(plus, minus, bs)
         every_pin = np.unique(np.concatenate(comm.allgather(np.asarray(pinned, dtype=np.int64))))
         k_pinned = np.isin(k_rows, every_pin) | np.isin(k_cols, every_pin)
-        self.k_values = np.where(k_pinned, 0.0, k_values)
-        self.k_values[k_pinned & (k_rows == k_cols)] = 1.0
+        # the COO values: K's part (pins folded in) written once, the pairs' part per update
+        self.values = np.concatenate([np.where(k_pinned, 0.0, k_values), np.zeros(len(t_rows))])
+        self.values[:len(k_rows)][k_pinned & (k_rows == k_cols)] = 1.0
+        self.t_values = self.values[len(k_rows):]
         self.t_kept = ~(np.isin(t_rows, every_pin) | np.isin(t_cols, every_pin))
         self.A = PETSc.Mat().create(K.getComm())
         self.A.setSizes(K.getSizes(), bsize=bs)
@@ -122,8 +124,8 @@ class BulkPlusPairs:
 
     def set(self, blocks: np.ndarray) -> None:
         """A = K + the pairs' (p,bs,bs) blocks (in the order of ``plus``), pins applied."""
-        values = np.concatenate([self.k_values, coo_values(blocks) * self.t_kept])
-        self.A.setValuesCOO(values, addv=PETSc.InsertMode.INSERT_VALUES)
+        np.multiply(coo_values(blocks), self.t_kept, out=self.t_values)
+        self.A.setValuesCOO(self.values, addv=PETSc.InsertMode.INSERT_VALUES)
         self.A.assemble()
 
     def destroy(self) -> None:
