@@ -216,11 +216,10 @@ def _nudge(pts: np.ndarray, ids, core_radius: float, rng: np.random.Generator) -
     return pts
 
 
-def _grains_at(core: tuple, threshold: float) -> np.ndarray:
-    """Grain ids (0-based) of every core tetrahedron that shares a vertex with one of quality
-    below ``threshold`` (``core``: the arrays of :func:`_extract_core`)."""
-    points, tets, tags = core[:3]
-    bad = np.unique(tets[radius_ratio_quality(points, tets) < threshold])
+def _grains_at(tets: np.ndarray, tags: np.ndarray, slivers: np.ndarray) -> np.ndarray:
+    """Grain ids (0-based) of every core tetrahedron (vertex ids ``tets``, grain ``tags``) that
+    shares a vertex with one of the tetrahedra masked by ``slivers``."""
+    bad = np.unique(tets[slivers])
     return np.unique(tags[np.isin(tets, bad).any(axis=1)]) - 1
 
 
@@ -570,10 +569,12 @@ def build_particle(geom: Geometry) -> ParticleMeshData:
     try:
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.option.setNumber("General.NumThreads", 1)  # reproducible meshes
-        best = None  # (worst quality, seeds, core arrays, GB area m^2, remeshed, round)
+        # (worst quality, seeds, core arrays, GB area m^2, remeshed, round, cell qualities)
+        best = None
         for round_ in range(QUALITY_ROUNDS + 1):
             if round_:  # slivers left: move the grains around them, from the best seeds so far
-                seeds = _nudge(best[1], _grains_at(best[2], MIN_CORE_QUALITY), core_radius, rng)
+                around = _grains_at(best[2][1], best[2][2], best[6] < MIN_CORE_QUALITY)
+                seeds = _nudge(best[1], around, core_radius, rng)
                 seeds = _nudge_seeds(seeds, core_radius, SMALL_FEATURE * geom.mesh.boundary_size,
                                      rng)
             gmsh.clear()
@@ -583,16 +584,17 @@ def build_particle(geom: Geometry) -> ParticleMeshData:
             t_model = time.perf_counter()
             for repair in (False, True):
                 core = _mesh_core(gmsh, geom, grain_of_volume, repair)
-                worst = radius_ratio_quality(core[0], core[1]).min()
+                quality = radius_ratio_quality(core[0], core[1])
+                worst = quality.min()
                 if worst >= MIN_CORE_QUALITY:
                     break
             if best is None or worst > best[0]:
                 gb_area = sum(gmsh.model.occ.getMass(2, t) for _, t in gmsh.model.getEntities(2)
                               if len(gmsh.model.getAdjacencies(2, t)[0]) == 2) * GMSH_UNIT ** 2
-                best = (worst, seeds, core, gb_area, repair, round_)
+                best = (worst, seeds, core, gb_area, repair, round_, quality)
             if worst >= MIN_CORE_QUALITY or not nudge:
                 break
-        _, seeds, core, occ_gb_area, repair, round_ = best
+        _, seeds, core, occ_gb_area, repair, round_, _ = best
         points, tets, tags, pair_faces, surface = core
     finally:
         gmsh.finalize()

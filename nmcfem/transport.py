@@ -60,7 +60,8 @@ class TransportProblem:
         self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=domain.facet_tags)
         one = dolfinx.fem.Constant(mesh, 1.0)
         self.volume = self._integrate(one * ufl.dx)
-        self.outer_area = self._integrate(one * self.ds(OUTER_SURFACE))
+        self.ds_outer = self.ds(OUTER_SURFACE)
+        self.outer_area = self._integrate(one * self.ds_outer)
         self.flux_value = self._surface_flux()
         # outward flux per surface node: the C-rate flux, or 0 where the surface is held
         self.flux = dolfinx.fem.Function(V, name="surface_flux")
@@ -74,9 +75,8 @@ class TransportProblem:
         stress_term = None if sigma_h is None else (dolfinx.fem.Constant(
             mesh, ld.partial_molar_volume / (GAS_CONSTANT * ld.temperature)), sigma_h)
         a_c, L_c = diffusion.backward_euler_forms(c, v, self.c_old, self.dt, D,
-                                                  self.ds(OUTER_SURFACE), self.flux, stress_term)
+                                                  self.ds_outer, self.flux, stress_term)
         self.a_c, self.L_c = dolfinx.fem.form(a_c), dolfinx.fem.form(L_c)
-        self.ds_outer = self.ds(OUTER_SURFACE)
         #: thickness (m) of the passivation layer grown on the outer surface (or None)
         self.film = dolfinx.fem.Function(V, name="passivation_thickness") \
             if cfg.passivation.enabled else None
