@@ -365,7 +365,8 @@ class TimeStepping:
     dt_min: float = param(1e-3, "s", "smallest time step before giving up", lo=0, lo_open=True)
     dt_max: float = param(60.0, "s", "largest time step", lo=0, lo_open=True)
     dx_target: float = param(0.02, "-", "target largest change of the grains' Li fraction per "
-                             "step", lo=0, lo_open=True, hi=1)
+                             "step (faces of fully cracked grain boundaries inside the core left "
+                             "out)", lo=0, lo_open=True, hi=1)
     growth: float = param(1.5, "-", "step growth factor after an easy step", lo=1, hi=10)
     cutback: float = param(0.5, "-", "step reduction factor after a failure", lo=0, hi=1,
                            lo_open=True, hi_open=True)
@@ -390,6 +391,12 @@ class InterfaceIteration:
                          "interface points has settled)")
     krylov_limit: int = param(20, "-", "Krylov iterations with a reused preconditioner above which "
                               "it is rebuilt at the current matrix", lo=1)
+    solves_per_factorisation: int = param(6, "-", "linear solves after which the next step "
+                                          "starts with a new factorisation (or AMG hierarchy) "
+                                          "at its first matrix; until then the last one serves "
+                                          "across steps (at ~5 Krylov iterations a solve, about "
+                                          "the cost of a factorisation: "
+                                          "docs/cracking_cost_profile.md)", lo=1)
 
 
 #: PETSc options of a direct solve: MUMPS LU; icntl_24 detects the null pivots of a free body's

@@ -107,6 +107,12 @@ class MechanicsProblem:
         self.eps_a.x.array[:] = ea
         self.eps_c.x.array[:] = ec
 
+    def restart_point(self) -> None:
+        """A checkpoint was written: drop what the solver reuses from earlier steps, as a run
+        restarted from it has nothing to reuse."""
+        if self.equilibrium is not None:
+            self.equilibrium.restart_point()
+
     def solve(self, dt: float = 0.0) -> dict[str, int]:
         """Equilibrium for the current Li field (step length dt in s, for viscous cohesive
         laws); returns Krylov (and Newton) iterations; raises SolverError."""

@@ -166,6 +166,11 @@ class ChemoMechanicsProblem:
                 "chemical_work [J]": self.mechanics.chemical_work,
                 "last_dt [s]": self.mechanics.last_dt}
 
+    def restart_point(self) -> None:
+        """A checkpoint of the committed state was written: the continued run forgets what its
+        solvers reuse from earlier steps, so that it computes what a restart from it does."""
+        self.mechanics.restart_point()
+
     def restore(self, t: float, arrays: dict[str, np.ndarray] | None = None,
                 state: dict[str, Any] | None = None) -> None:
         """Adopt restored fields (from a checkpoint) at time t (s) as the committed state, with

@@ -111,6 +111,7 @@ def write_checkpoint(run_dir: Path, problem: Any, info: dict, comm: MPI.Comm) ->
              "dt [s]": info.get("dt"), **problem.checkpoint_state()}
     save_checkpoint(Path(run_dir) / CHECKPOINT, problem.checkpoint_fields(), state,
                     problem.checkpoint_arrays(), comm)
+    problem.restart_point()
 
 
 def simulate(cfg: Config, domain: Any, folder: Any, comm: MPI.Comm, say,

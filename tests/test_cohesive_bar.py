@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from mpi4py import MPI
+from petsc4py import PETSc
 
 import dolfinx
 import dolfinx.fem.petsc
@@ -24,7 +25,8 @@ E_BLOCK = 1e14  # Pa: stiff blocks, so the opening is the applied displacement
 TN, GC = 200e6, 1.0
 #: the cracking step's iteration, tight; MUMPS factorisations reused by GMRES
 SETTINGS = SimpleNamespace(rtol=1e-10, atol=1e-14, max_iterations=200, memory=5, newton=True,
-                           krylov_limit=20)
+                           krylov_limit=20,
+                           solves_per_factorisation=6)
 LINEAR = {"ksp_type": "gmres", "ksp_pc_side": "right", "pc_type": "lu",
           "pc_factor_mat_solver_type": "mumps"}
 
@@ -188,3 +190,49 @@ def test_bar_in_mixed_mode_follows_the_effective_opening(angle_deg):
     diag = statistics(interfaces)
     assert diag["cracked_area_full [m^2]"] == pytest.approx(area, rel=1e-9)
     assert diag["dissipated_energy [J]"] == pytest.approx(GC * area, rel=0.02)
+
+
+def test_a_reused_factorisation_serves_until_it_is_stale():
+    """The cracking solves' preconditioner: the first solve factorises; a changed matrix is
+    solved by GMRES on the old factorisation, counted in ``served``, until marked stale (the
+    step solver does so at the start of a step once solver.interface.solves_per_factorisation
+    solves were served); a solve that a stale factorisation cannot finish in krylov_limit
+    iterations is repeated on a fresh one."""
+    from nmcfem.cohesive.step_solver import ReusedPreconditioner
+
+    n = 60
+    A = PETSc.Mat().createAIJ([n, n], nnz=3, comm=MPI.COMM_SELF)
+    for i in range(n):  # 1D Laplacian, regular
+        A.setValue(i, i, 2.0)
+        if i:
+            A.setValue(i, i - 1, -1.0)
+            A.setValue(i - 1, i, -1.0)
+    A.assemble()
+    lin = ReusedPreconditioner(A, LINEAR, krylov_limit=6)
+    b, x = A.createVecLeft(), A.createVecLeft()
+    b.set(1.0)
+    lin.solve(b, x, 1e-10)
+    assert lin.setups == 1
+    r = b.duplicate()
+    for k in range(1, 9):  # small changes: the old factorisation serves three solves
+        A.shift(2e-4)
+        lin.stale = lin.served >= 3
+        its = lin.solve(b, x, 1e-10)
+        refreshed = k % 3 == 0
+        assert lin.setups == 1 + k // 3
+        assert its == 1 if refreshed else 1 < its <= 6  # a fresh factorisation is exact
+        A.mult(x, r)
+        r.axpy(-1.0, b)
+        assert r.norm() <= 1e-9 * b.norm()
+    # a large change: the stale factorisation cannot finish in krylov_limit, a fresh one does
+    d = A.getDiagonal()
+    d.array[:] *= np.linspace(1.0, 50.0, n)
+    A.setDiagonal(d)
+    lin.served, setups = 0, lin.setups  # not a scheduled refresh
+    its = lin.solve(b, x, 1e-10)
+    assert lin.setups == setups + 1 and its > 6
+    A.mult(x, r)
+    r.axpy(-1.0, b)
+    assert r.norm() <= 1e-9 * b.norm()
+    lin.destroy()
+    A.destroy()

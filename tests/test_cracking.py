@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from nmcfem.cohesive.output import GRAIN_BOUNDARY
 from nmcfem.config import load_config
 from nmcfem.geometry import SHELL
 from nmcfem.orientations import grain_rotations
@@ -149,17 +150,24 @@ def test_snaps_complete_inside_their_step(snapping_run):
 
 def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, snapping_run,
                                                              tmp_path):
-    base = _series(snapping_run)[-1]
+    """Ten times the penalty stiffness K0 gives the same fully cracked area and dissipation
+    against mean x within 5 %, along the whole run through the shell's snaps (compared as the
+    step-cutting reference is, within x +- 0.01: which step catches a snap depends on the
+    iteration's path, and at a fixed x the two runs can sit on either side of one)."""
+    base = _series(snapping_run)
     folder = tmp_path / "stiff"
     run_command(_config(repo_root, cache, "cohesive.initial_stiffness_factor=500",
                         "loading.x_end=0.85", "analysis.enabled=false"), "quick_cracks",
                 str(folder))
-    stiff = _series(folder)[-1]
-    a, b = base["cracked_area_full [m^2]"], stiff["cracked_area_full [m^2]"]
-    ea, eb = base["dissipated_energy [J]"], stiff["dissipated_energy [J]"]
-    print(f"K0 x10: fully cracked area {a:.4g} -> {b:.4g} m^2 ({b / a - 1:+.2%}), dissipated "
-          f"{ea:.4g} -> {eb:.4g} J ({eb / ea - 1:+.2%})")
-    assert b == pytest.approx(a, rel=0.05, abs=0)
+    stiff = _series(folder)
+    a, b = base[-1]["cracked_area_full [m^2]"], stiff[-1]["cracked_area_full [m^2]"]
+    gaps = compare_with_reference(stiff, base)
+    print(f"K0 x10: fully cracked area at the end {a:.4g} -> {b:.4g} m^2 ({b / a - 1:+.2%}); "
+          f"largest gap along the run: fully cracked {gaps['cracked_area_full [m^2]']:.2%}, "
+          f"dissipated {gaps['dissipated_energy [J]']:.2%}")
+    assert gaps["cracked_area_full [m^2]"] <= 0.05
+    assert gaps["dissipated_energy [J]"] <= 0.05
+    assert b > 0
 
 
 def test_intact_interfaces_reproduce_the_bonded_particle(repo_root, cache, tmp_path):
@@ -204,6 +212,40 @@ def test_cracked_shell_interface_stops_li_transport_into_the_core(repo_root, cac
     # the core keeps all its Li; the shell alone delivers the current
     assert np.all(np.abs(p.x.x.array[core] - 1.0) < 1e-9)
     assert p.transport.surface_range()[0] < 0.9
+    p.destroy()
+
+
+def test_faces_of_cracked_grain_boundaries_do_not_set_the_step(repo_root, cache):
+    """The step control's dx_max leaves out the Li fraction on both faces of fully cracked
+    grain-boundary points inside the core (their transient after a crack completes is not what
+    dx_target resolves), and still sees every other grain node: those where a cracked grain
+    boundary meets the core's surface, and those under a debonded shell."""
+    p = _problem(repo_root, cache)  # both families
+    itf, tr = p.cracks.interfaces, p.transport
+    lo = tr.V.dofmap.index_map.local_range[0]
+    n_owned = tr.V.dofmap.index_map.size_local
+    assert len(tr.coupling.cracked_face_dofs()) == 0  # nothing cracked yet
+    itf.history.kappa[:] = 10 * max(law.final_opening for law in itf.laws)  # all broken
+    gb = itf.point_law == GRAIN_BOUNDARY
+    assert gb.any() and not gb.all()
+    faces = tr.coupling.cracked_face_dofs()
+
+    def owned(g):
+        return set(g[(g >= lo) & (g < lo + n_owned)] - lo)
+
+    assert set(faces) == owned(np.concatenate([tr.coupling.pc[gb], tr.coupling.mc[gb]]))
+    surface = set(tr.core_surface_dofs)
+    inside = sorted(set(faces) - surface)
+    junction = sorted(set(faces) & surface)
+    under_shell = sorted((owned(tr.coupling.pc[~gb]) | owned(tr.coupling.mc[~gb])) - set(faces))
+    assert inside and junction and under_shell
+    c_max, x0 = tr.c_max, tr.c.x.array.copy()
+    tr.c.x.array[inside[0]] -= 0.3 * c_max  # inside the core, on a cracked boundary: not counted
+    for node in (junction[0], under_shell[0]):  # counted
+        tr.c.x.array[node] -= 0.01 * c_max
+        assert tr.dx_max() == pytest.approx(0.01, rel=1e-9)
+        tr.c.x.array[node] = x0[node]
+    assert tr.dx_max() == 0.0
     p.destroy()
 
 

@@ -31,7 +31,6 @@ class InterfaceHistory:
         self.delta = np.zeros((n_points, 3))
         self.traction = np.zeros((n_points, 3))
         self.work = 0.0  # J: work done on the interfaces so far (trapezoidal in the openings)
-        self.last_step_grew = False  # whether the last accepted step increased any damage
         self.trial: dict[str, np.ndarray] = {}
         self.discard()
 
@@ -42,7 +41,6 @@ class InterfaceHistory:
                              new["delta"] - self.delta)
         self.work += float(np.sum(dw * self.weight))
         grew = bool(np.any(new["damage"] > self.damage))
-        self.last_step_grew = grew
         self.kappa, self.damage = new["kappa"].copy(), new["damage"].copy()
         self.delta, self.traction = new["delta"].copy(), new["traction"].copy()
         return grew
@@ -59,8 +57,7 @@ class InterfaceHistory:
         """Committed history as arrays (identical on every rank), for checkpoints."""
         return {"cohesive_kappa": self.kappa, "cohesive_damage": self.damage,
                 "cohesive_delta": self.delta, "cohesive_traction": self.traction,
-                "cohesive_work": np.array(self.work),
-                "cohesive_last_step_grew": np.array(self.last_step_grew)}
+                "cohesive_work": np.array(self.work)}
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
         """Adopt a committed history saved by :meth:`state`."""
@@ -72,5 +69,4 @@ class InterfaceHistory:
         self.delta = np.array(arrays["cohesive_delta"], dtype=float)
         self.traction = np.array(arrays["cohesive_traction"], dtype=float)
         self.work = float(arrays["cohesive_work"])
-        self.last_step_grew = bool(arrays.get("cohesive_last_step_grew", False))
         self.discard()

@@ -26,8 +26,14 @@ energy falls where a point loads. Every iteration lowers E:
 
 The linear solves reuse one preconditioner while it serves: a direct factorisation (or an AMG
 hierarchy) of the matrix of an earlier iteration or step preconditions GMRES on the current
-matrix, and is rebuilt only when GMRES needs more than ``krylov_limit`` iterations. Between
-cracking steps the matrix does not change and one factorisation serves every step.
+matrix. It is rebuilt when one solve on it has not converged in ``krylov_limit`` iterations,
+and at the start of a step once it has served ``solves_per_factorisation`` solves: at about
+five Krylov iterations a solve, that many solves cost what a new factorisation does in
+back-substitutions. On the default particle this halves the factorisations of refactorising at
+every step in which damage grew, for the same Krylov iterations (docs/cracking_cost_profile.md).
+The rule counts solves, not Krylov iterations, and acts between steps only, so that the
+factorisations fall on the same solves on any number of ranks: round-off can move a Krylov
+count by one, and inside a snap a factorisation one solve earlier or later changes the path.
 """
 
 from __future__ import annotations
@@ -67,24 +73,26 @@ NEWTON_WAIT = 2
 
 class ReusedPreconditioner:
     """Krylov solves with the current matrix A, preconditioned by a factorisation (or AMG
-    hierarchy) of P, the matrix of an earlier solve; P is refreshed from A, and its
-    preconditioner rebuilt, only when a solve needs more than ``krylov_limit`` iterations or
-    fails.
+    hierarchy) of P, the matrix of an earlier solve. P is refreshed from A, and its
+    preconditioner rebuilt, when a solve on it has not converged in ``krylov_limit`` iterations
+    (the solve is then repeated), or before the next solve when marked ``stale``.
 
     Parameters
     ----------
     A: the operator (its values change between solves, its pattern does not).
     options: PETSc options of the KSP and its PC (no prefix).
-    krylov_limit: Krylov iterations above which P is refreshed.
+    krylov_limit: Krylov iterations a solve gets on a reused preconditioner.
     """
 
     def __init__(self, A: PETSc.Mat, options: dict, krylov_limit: int):
         self.A, self.krylov_limit = A, krylov_limit
+        self.served = 0  # solves on the present preconditioner
         self.P = A.duplicate(copy=True)
         self.ksp = PETSc.KSP().create(A.getComm())
         self.ksp.setOptionsPrefix(prefixed_options(self, "cracking", options))
         self.ksp.setOperators(A, self.P)
         self.ksp.setFromOptions()
+        self.max_it = self.ksp.getTolerances()[3]  # Krylov iterations of a fresh preconditioner
         self.fresh = False  # whether P equals the current A
         self.stale = False  # whether the next solve must rebuild the preconditioner first
         self.setups = 0  # preconditioner set-ups (factorisations) so far
@@ -96,6 +104,7 @@ class ReusedPreconditioner:
         self.A.copy(self.P, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
         self.fresh = True
         self.setups += 1
+        self.served = 0
 
     def solve(self, b: PETSc.Vec, x: PETSc.Vec, rtol: float) -> int:
         """Solve A x = b to the relative tolerance rtol from x = 0; return the Krylov
@@ -104,26 +113,28 @@ class ReusedPreconditioner:
             self.refresh()  # the first solve builds the preconditioner of the assembled A
             self.stale = False
         its = 0
-        for attempt in range(2):
+        while True:
             x.set(0.0)
-            self.ksp.setTolerances(rtol=rtol)
+            # a reused preconditioner gets krylov_limit iterations, a fresh one the options'
+            self.ksp.setTolerances(rtol=rtol,
+                                   max_it=self.max_it if self.fresh else self.krylov_limit)
             t0 = time.perf_counter()
             self.ksp.solve(b, x)
             self.timings["factorisations" if self.fresh else "Krylov iterations"] += \
                 time.perf_counter() - t0
-            its += self.ksp.getIterationNumber()
+            n = self.ksp.getIterationNumber()
+            its += n
             reason = self.ksp.getConvergedReason()
-            if reason > 0 and (self.fresh or self.ksp.getIterationNumber() <= self.krylov_limit):
+            if reason > 0:
                 break
-            if self.fresh or attempt:
-                if reason < 0:
-                    raise SolverError(
-                        f"cracking step: linear solve did not converge ({reason_name(reason)}, "
-                        f"{its} iterations) even with a fresh preconditioner; try "
-                        f"solver.linear: direct")
-                break
+            if self.fresh:
+                raise SolverError(
+                    f"cracking step: linear solve did not converge ({reason_name(reason)}, "
+                    f"{its} iterations) even with a fresh preconditioner; try "
+                    f"solver.linear: direct")
             self.refresh()
         self.fresh = False
+        self.served += 1
         return its
 
     def destroy(self) -> None:
@@ -296,10 +307,7 @@ class CohesiveEquilibrium:
         self.dt = dt
         x = u.x.petsc_vec
         x0 = x.copy()
-        if self.interfaces.history.last_step_grew:
-            # the damage changed since the preconditioner was built: one factorisation of this
-            # step's first matrix serves its Newton iterations (measured on the default particle
-            # with grain-boundary cracks: a tenth less time than reusing it across steps)
+        if self.linear.served >= s.solves_per_factorisation:
             self.linear.stale = True
         fnorm, energy = self.residual(x)
         # the load of the step: the bulk load, or (displacement control) the first residual
@@ -345,6 +353,11 @@ class CohesiveEquilibrium:
         self.interfaces.evaluate(x, dt)
         return {"interface_its": its, "newton_its": newton_its, "krylov_its": lits,
                 "pc_setups": self.linear.setups - setups}
+
+    def restart_point(self) -> None:
+        """Forget the preconditioner of earlier steps, as a run restarted here starts without
+        one: the continued and the restarted run then take the same iterations."""
+        self.linear.stale = True
 
     def _remember(self, memory: list, x: PETSc.Vec, x_old: PETSc.Vec, g_old: PETSc.Vec) -> None:
         """Keep the L-BFGS pair of the last step where it has positive curvature (x_old and

@@ -23,6 +23,7 @@ from nmcfem.cohesive.assembly import (
 )
 from nmcfem.cohesive.cutting import InterfaceMesh
 from nmcfem.cohesive.interfaces import CohesiveInterfaces
+from nmcfem.cohesive.output import GRAIN_BOUNDARY
 
 
 class InterfaceTransport:
@@ -52,6 +53,7 @@ class InterfaceTransport:
         self.pc = glob_c[interfaces.plus_vertex.reshape(-1)]
         self.mc = glob_c[interfaces.minus_vertex.reshape(-1)]
         lo_c, hi_c = V.dofmap.index_map.local_range
+        self.owned_range = (lo_c, hi_c)
         self.mine = np.flatnonzero((self.pc >= lo_c) & (self.pc < hi_c))
         self.G = pair_matrix(V, self.pc[self.mine], self.mc[self.mine])
         self.exposed = np.zeros(0, dtype=np.int64)  # points whose faces react
@@ -65,6 +67,15 @@ class InterfaceTransport:
         damage = self.interfaces.history.damage[m]
         return self.conductance * self.interfaces.weight[m] * \
             (1.0 - damage if self.blocks_flux else 1.0)
+
+    def cracked_face_dofs(self) -> np.ndarray:
+        """Local indices of the owned concentration DOFs on either face of a fully cracked
+        grain-boundary point whose faces do not react (committed history)."""
+        cracked = self.interfaces.fully_cracked() & (self.interfaces.point_law == GRAIN_BOUNDARY)
+        cracked[self.exposed] = False
+        lo, hi = self.owned_range
+        dofs = np.concatenate([self.pc[cracked], self.mc[cracked]])
+        return np.unique(dofs[(dofs >= lo) & (dofs < hi)] - lo)
 
     def _fixed_sides(self, bc_dofs: np.ndarray) -> np.ndarray:
         """(p,2) whether the two sides of each assembled pair carry a Dirichlet condition."""
