@@ -251,24 +251,10 @@ class TransportProblem:
         self.x.x.array[:] = self.c.x.array / self.c_max
 
     def dx_max(self) -> float:
-        """Largest change of the grains' Li fraction over the trial step (collective).
-
-        The faces of fully cracked grain boundaries inside the core are left out. Such a face
-        carries no traction and (``crack_blocks_flux``) no flux; but each time a neighbouring
-        point completes its crack, the conductance it loses sends a one-node transient through
-        the face, which backward Euler damps whatever the step, and which set the step of most
-        of the default particle's charge once its grain boundaries had cracked (176 -> 128
-        steps, none redone, fully cracked area equal, dissipation within 0.01 %). Where such a
-        face reaches the core's surface (under the shell, or the outer surface), its nodes
-        carry the surface's flux, and under a debonded shell patch the Li the core then
-        redistributes is transport the step must follow: leaving those nodes out too moved the
-        quick cracking case's fully cracked area 2-9 % from its reference, leaving them in keeps
-        it within 1 % (docs/cracking_cost_profile.md).
-        """
-        dofs = self.grain_dofs
-        if self.coupling is not None:
-            inside = np.setdiff1d(self.coupling.cracked_face_dofs(), self.core_surface_dofs)
-            dofs = np.setdiff1d(dofs, inside, assume_unique=True)
+        """Largest change of the grains' Li fraction over the trial step, cracked grain-boundary
+        faces inside the core left out (``InterfaceTransport.quiet_face_dofs``; collective)."""
+        dofs = self.grain_dofs if self.coupling is None else np.setdiff1d(
+            self.grain_dofs, self.coupling.quiet_face_dofs(self.core_surface_dofs))
         local = np.max(np.abs(self.c.x.array[dofs] - self.c_old.x.array[dofs]),
                        initial=0.0) / self.c_max
         return self.comm.allreduce(local, op=MPI.MAX)
