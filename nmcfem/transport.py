@@ -29,6 +29,8 @@ from nmcfem.reaction_step import ButlerVolmerStep, outer_surface_reaction
 from nmcfem.solvers import LinearSolver, solve_options
 
 SECONDS_PER_HOUR = 3600.0
+#: facet tags of the core's surface: under the shell, or the outer surface without one
+CORE_SURFACE = (OUTER_SURFACE, SHELL_CORE)
 
 
 def _on_facets(V: dolfinx.fem.FunctionSpace, tags: Any, values: tuple[int, ...]) -> np.ndarray:
@@ -113,8 +115,8 @@ class TransportProblem:
         self._bc_value = 0.0
         self._bc_diag = 1.0  # diagonal of held rows, set with the operator
         self.grain_dofs = materials.grain_dofs(V)
-        #: DOFs (with ghosts) on the core's surface: under the shell, or the outer surface
-        self.core_surface_dofs = _on_facets(V, domain.facet_tags, (OUTER_SURFACE, SHELL_CORE))
+        #: DOFs (with ghosts) on the core's surface, for the step control of a cut mesh
+        self.core_surface_dofs = coupling and _on_facets(V, domain.facet_tags, CORE_SURFACE)
         self._total_li = dolfinx.fem.form(self.c * ufl.dx)
         self._li_old = self.total_li()  # mol: total Li of the committed state
         #: the current (A) of 1C: the particle's capacity c_max V F over one hour
