@@ -28,6 +28,10 @@ from nmcfem.transport import TransportProblem
 #: a cracking step whose energy balance residual grows by more than this fraction of the
 #: energy it dissipates is an unstable crack advance (a snap)
 SNAP_FRACTION = 0.01
+#: ... provided that growth also exceeds this fraction of the energy dissipated so far: below it
+#: the residual's growth is the equilibrium tolerance's round-off (steps of the constant-voltage
+#: hold that dissipate 1e-4 of the total were flagged at solver.interface.rtol = 1e-4)
+SNAP_FLOOR = 1e-4
 
 
 class ChemoMechanicsProblem:
@@ -121,8 +125,9 @@ class ChemoMechanicsProblem:
 
     def accept(self) -> None:
         """Commit the last step: it becomes the previous state of the next one. A step whose
-        energy balance residual grew by more than SNAP_FRACTION of the energy it dissipated
-        released energy unstably: it is flagged as a snap (``last["snap"]``)."""
+        energy balance residual grew by more than SNAP_FRACTION of the energy it dissipated (and
+        by more than SNAP_FLOOR of all dissipation so far) released energy unstably: it is
+        flagged as a snap (``last["snap"]``)."""
         self.t += self.last["dt"]
         self.protocol.accept(self.last["dt"])
         if self.passivation is not None:
@@ -136,7 +141,8 @@ class ChemoMechanicsProblem:
             released = energies["energy_balance_residual [J]"] - self._energies[
                 "energy_balance_residual [J]"]
             dissipated = energies["dissipated_energy [J]"] - self._energies["dissipated_energy [J]"]
-            self.last["snap"] = bool(dissipated > 0 and released > SNAP_FRACTION * dissipated)
+            self.last["snap"] = bool(dissipated > 0 and released > SNAP_FRACTION * dissipated
+                                     and released > SNAP_FLOOR * energies["dissipated_energy [J]"])
             self._energies = energies
 
     def reject(self) -> None:
