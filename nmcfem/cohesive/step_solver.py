@@ -248,8 +248,8 @@ class CohesiveEquilibrium:
     def _newton_line_search(self, x: PETSc.Vec, fnorm: float, energy: float
                             ) -> tuple[float, float] | None:
         """Move x along dx where that lowers E enough (Armijo, backtracking by halves) or the
-        residual by NEWTON_DECREASE; return the new |F| and E, or None (x unchanged) where dx is
-        no descent direction or no step length helps."""
+        residual by NEWTON_DECREASE; return the new |F| and E, or None where dx is no descent
+        direction or no step length helps (x, F and the interfaces' state as they were)."""
         slope = self.F.dot(self.dx)
         if slope >= 0:
             return None
@@ -264,6 +264,7 @@ class CohesiveEquilibrium:
                     return new, new_energy
                 alpha *= 0.5
             start.copy(x)
+            self.residual(x)  # F and the interfaces back at x
             return None
         finally:
             start.destroy()
@@ -273,26 +274,30 @@ class CohesiveEquilibrium:
         doubled while E keeps falling, or halved until it falls; return the new |F| and E."""
         start = x.copy()
 
-        def trial(alpha: float) -> float:
+        def trial(alpha: float) -> tuple[float, float]:
             start.copy(x)
             x.axpy(alpha, self.dx)
-            return self.residual(x)[1]
+            return self.residual(x)
 
-        best, best_energy = 1.0, trial(1.0)
+        best, (best_norm, best_energy) = 1.0, trial(1.0)
+        last = best  # the step length whose state x, F and the interfaces hold
         factor = 2.0 if best_energy < energy else 0.5
         alpha = best * factor
         for _ in range(STEP_LENGTH_TRIALS):
-            e = trial(alpha)
+            fnorm, e = trial(alpha)
+            last = alpha
             if factor > 1 and e >= best_energy:
                 break
-            best, best_energy = alpha, e
+            best, best_norm, best_energy = alpha, fnorm, e
             if factor < 1 and e < energy:
                 break
             alpha *= factor
-        start.copy(x)
-        x.axpy(best, self.dx)
+        if last != best:  # a worse trial came after the best: back to the best
+            start.copy(x)
+            x.axpy(best, self.dx)
+            best_norm, best_energy = self.residual(x)
         start.destroy()
-        return self.residual(x)
+        return best_norm, best_energy
 
     # --- the step --------------------------------------------------------------------------
 
@@ -337,7 +342,6 @@ class CohesiveEquilibrium:
                         newton_its += 1
                         continue
                     retry_below, wait = NEWTON_RETRY * fnorm, NEWTON_WAIT
-                    fnorm, energy = self.residual(x)  # F and the interfaces back at x
                 lits += self._quasi_newton_direction(memory, rtol)
                 g_old, x_old = self.F.copy(), x.copy()
                 fnorm, energy = self._step_length_search(x, energy)
