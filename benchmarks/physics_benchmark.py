@@ -25,9 +25,10 @@ REFINEMENTS = (1.0, 0.8, 0.64)  # factor on the default element sizes
 STEPS, DT = 8, 20.0  # s
 
 
-def one_case(factor: float, steps: int, dt: float, cracks: bool) -> dict:
+def one_case(factor: float, steps: int, dt: float, cracks: bool, linear: str = "auto") -> dict:
     """Run ``steps`` steps of ``dt`` s on the default particle with sizes scaled by ``factor``,
-    with or without cohesive cracks."""
+    with or without cohesive cracks, on the linear-algebra path ``linear`` (``solver.linear``:
+    auto, direct or iterative)."""
     from mpi4py import MPI
 
     from nmcfem.config import Config, load_config
@@ -39,7 +40,7 @@ def one_case(factor: float, steps: int, dt: float, cracks: bool) -> dict:
     cfg = load_config(REPO / "configs" / "default.yaml", [
         f"geometry.mesh.boundary_size={base.boundary_size * factor}",
         f"geometry.mesh.grain_size={base.grain_size * factor}",
-        f"cohesive.enabled={str(cracks).lower()}",
+        f"cohesive.enabled={str(cracks).lower()}", f"solver.linear={linear}",
         f"output.mesh_cache={REPO / 'meshes'}"])
     t0 = time.perf_counter()
     domain = load_domain(cfg, MPI.COMM_WORLD, lambda _m: None)
@@ -71,7 +72,8 @@ def one_case(factor: float, steps: int, dt: float, cracks: bool) -> dict:
     crack = problem.cracks.diagnostics() if problem.cracks is not None else {}
     peak = MPI.COMM_WORLD.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, op=MPI.SUM)
     steps = len(its_c)
-    return {"size_factor": factor, "cracks": cracks, "ranks": MPI.COMM_WORLD.size,
+    return {"size_factor": factor, "cracks": cracks, "linear": problem.linear,
+            "ranks": MPI.COMM_WORLD.size,
             "step_retries": retries,
             **problem.unknowns(),
             "cells": domain.stats["n_cells"], "steps": steps,
@@ -93,11 +95,14 @@ def main() -> int:
                         help="factors on the default element sizes")
     parser.add_argument("--case", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cracks", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--linear", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=STEPS, help=argparse.SUPPRESS)
+    parser.add_argument("--dt", type=float, default=DT, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case is not None:
         from mpi4py import MPI
 
-        result = one_case(args.case, STEPS, DT, bool(args.cracks))
+        result = one_case(args.case, args.steps, args.dt, bool(args.cracks), args.linear)
         if MPI.COMM_WORLD.rank == 0:
             print("RESULT " + json.dumps(result))
         return 0
