@@ -418,9 +418,11 @@ class Solver:
                         "solver.direct_max_unknowns displacement unknowns, Krylov + AMG beyond "
                         "(solver.diffusion, solver.elasticity, solver.cracking); direct or "
                         "iterative: always that", choices=("auto", "direct", "iterative"))
-    direct_max_unknowns: int = param(300000, "-", "largest displacement unknowns for which auto "
-                                     "chooses direct factorisations (see benchmarks/"
-                                     "solver_benchmark.py)", lo=0)
+    direct_max_unknowns: int = param(150000, "-", "largest displacement unknowns for which auto "
+                                     "chooses direct factorisations (cracking runs, 1 rank: AMG "
+                                     "took 2.75 / 1.68 / 1.27x MUMPS's time at 8k / 45k / 72k "
+                                     "unknowns, MUMPS 2.6x AMG's memory at 72k; uncracked runs "
+                                     "favour MUMPS longer: benchmarks/solver_benchmark.py)", lo=0)
     direct: dict = param(_DIRECT, "-", "PETSc PC options of every direct solve (the KSP type is "
                          "set per solve: preonly, or GMRES where a factorisation is reused for "
                          "a changed matrix)")
