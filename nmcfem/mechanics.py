@@ -23,7 +23,7 @@ from nmcfem.config import Config
 from nmcfem.crystal import chemical_strain_components
 from nmcfem.materials import MaterialFields
 from nmcfem.physics import elasticity
-from nmcfem.solvers import LinearSolver, rigid_body_modes, solve_options
+from nmcfem.solvers import LinearSolver, RigidBodyModes, solve_options
 
 
 class MechanicsProblem:
@@ -85,9 +85,9 @@ class MechanicsProblem:
         self.K = dolfinx.fem.petsc.assemble_matrix(self.a_u)
         self.K.assemble()
         self.timings["assembly"] += time.perf_counter() - t0
-        self.nullspace = rigid_body_modes(self.W)
-        self.K.setNullSpace(self.nullspace)
-        self.K.setNearNullSpace(self.nullspace)
+        self.nullspace = RigidBodyModes(self.W)
+        self.K.setNullSpace(self.nullspace.petsc)
+        self.K.setNearNullSpace(self.nullspace.petsc)
         self.b = dolfinx.fem.petsc.create_vector(self.W)
         self.ksp = self.equilibrium = None
         if cracks is None:
@@ -190,6 +190,7 @@ class MechanicsProblem:
             self.equilibrium.destroy()
         self.K.destroy()
         self.b.destroy()
+        self.nullspace.destroy()
 
 
 class _NodalHydrostatic:

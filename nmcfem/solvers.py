@@ -8,6 +8,7 @@ options database under a prefix unique to the solver that reads them. No physics
 from __future__ import annotations
 
 import itertools
+import math
 import weakref
 from typing import Any
 
@@ -94,23 +95,56 @@ class LinearSolver:
         self.ksp.destroy()
 
 
-def rigid_body_modes(W: dolfinx.fem.FunctionSpace) -> PETSc.NullSpace:
-    """Orthonormal PETSc null space of the six rigid-body modes of a P1 vector space."""
-    x = W.tabulate_dof_coordinates()
-    n_local = W.dofmap.index_map.size_local
-    bs = W.dofmap.index_map_bs
-    basis = [dolfinx.la.vector(W.dofmap.index_map, bs=bs, dtype=PETSc.ScalarType)
-             for _ in range(6)]
-    arrays = [b.array.reshape(-1, bs) for b in basis]
-    for k in range(3):
-        arrays[k][:n_local, k] = 1.0
-    # rotations about the three axes
-    arrays[3][:n_local, 0], arrays[3][:n_local, 1] = -x[:n_local, 1], x[:n_local, 0]
-    arrays[4][:n_local, 0], arrays[4][:n_local, 2] = x[:n_local, 2], -x[:n_local, 0]
-    arrays[5][:n_local, 2], arrays[5][:n_local, 1] = x[:n_local, 1], -x[:n_local, 2]
-    dolfinx.la.orthonormalize(basis)
-    vecs = [b.petsc_vec for b in basis]
-    return PETSc.NullSpace().create(vectors=vecs, comm=W.mesh.comm)
+class RigidBodyModes:
+    """The six rigid-body modes of a P1 vector space, orthonormal: as a PETSc null space (for
+    the stiffness matrix and AMG's near-nullspace) and removed from vectors reproducibly.
+
+    With the six vectors allocated one by one, PETSc's dot products against them rounded
+    differently from process to process (their summation path depended on where the vectors
+    happened to lie in memory): the same run differed in the last bits of its load, and a snap
+    amplified that to a few % of the quick cracking case's cracked area (1.4 % and 2.4 % apart
+    in repeated runs). The modes now share one block of memory, and :meth:`remove` sums exactly
+    rounded (``math.fsum``), so that a run is bitwise repeatable on a given number of ranks
+    (``tests/test_mechanics.py``).
+
+    Parameters
+    ----------
+    W: P1 vector space of the displacement (m).
+    """
+
+    def __init__(self, W: dolfinx.fem.FunctionSpace):
+        x = W.tabulate_dof_coordinates()
+        n_local = W.dofmap.index_map.size_local
+        bs = W.dofmap.index_map_bs
+        basis = [dolfinx.la.vector(W.dofmap.index_map, bs=bs, dtype=PETSc.ScalarType)
+                 for _ in range(6)]
+        arrays = [b.array.reshape(-1, bs) for b in basis]
+        for k in range(3):
+            arrays[k][:n_local, k] = 1.0
+        # rotations about the three axes
+        arrays[3][:n_local, 0], arrays[3][:n_local, 1] = -x[:n_local, 1], x[:n_local, 0]
+        arrays[4][:n_local, 0], arrays[4][:n_local, 2] = x[:n_local, 2], -x[:n_local, 0]
+        arrays[5][:n_local, 2], arrays[5][:n_local, 1] = x[:n_local, 1], -x[:n_local, 2]
+        dolfinx.la.orthonormalize(basis)
+        n, n_global = n_local * bs, W.dofmap.index_map.size_global * bs
+        # one block, so that PETSc's dot products see the same memory layout in every run
+        self._owned = np.array([b.array[:n] for b in basis])
+        self.comm = W.mesh.comm
+        vectors = [PETSc.Vec().createWithArray(row, size=(n, n_global), bsize=bs,
+                                                comm=self.comm) for row in self._owned]
+        #: the PETSc null space of the same modes
+        self.petsc = PETSc.NullSpace().create(vectors=vectors, comm=self.comm)
+
+    def remove(self, v: PETSc.Vec) -> None:
+        """Remove from v (owned entries; collective) its components along the modes."""
+        values = v.array
+        local = np.array([math.fsum(values * mode) for mode in self._owned])
+        for c, mode in zip(self.comm.allreduce(local, op=MPI.SUM), self._owned):
+            values -= c * mode
+
+    def destroy(self) -> None:
+        """Free the PETSc null space."""
+        self.petsc.destroy()
 
 
 def owned_rows(bcs: list, V: dolfinx.fem.FunctionSpace) -> np.ndarray:

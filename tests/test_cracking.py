@@ -150,10 +150,12 @@ def test_snaps_complete_inside_their_step(snapping_run):
 
 def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, snapping_run,
                                                              tmp_path):
-    """Ten times the penalty stiffness K0 gives the same fully cracked area and dissipation
-    against mean x within 5 %, along the whole run through the shell's snaps (compared as the
-    step-cutting reference is, within x +- 0.01: which step catches a snap depends on the
-    iteration's path, and at a fixed x the two runs can sit on either side of one)."""
+    """Ten times the penalty stiffness K0 gives the fully cracked area (alone and with the
+    partly cracked one) and dissipation of the step-cutting reference within 5 % along the whole
+    run through the shell's snaps (compared as the reference test does, within x +- 0.01, over
+    the run's range of x). Against the run at the default K0 it is printed only: each of two
+    runs through snaps sits a few % from the reference curve, depending on which step catches
+    a snap, and their gaps add."""
     base = _series(snapping_run)
     folder = tmp_path / "stiff"
     run_command(_config(repo_root, cache, "cohesive.initial_stiffness_factor=500",
@@ -161,12 +163,18 @@ def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, sn
                 str(folder))
     stiff = _series(folder)
     a, b = base[-1]["cracked_area_full [m^2]"], stiff[-1]["cracked_area_full [m^2]"]
-    gaps = compare_with_reference(stiff, base)
+    reference = [r for r in
+                 _series(REPO / "tests" / "data" / "quick_cracks_x05_reference.csv", direct=True)
+                 if r["mean_x [-]"] >= stiff[-1]["mean_x [-]"] - 0.01]
+    gaps = compare_with_reference(stiff, reference)
+    between = compare_with_reference(stiff, base)
     print(f"K0 x10: fully cracked area at the end {a:.4g} -> {b:.4g} m^2 ({b / a - 1:+.2%}); "
-          f"largest gap along the run: fully cracked {gaps['cracked_area_full [m^2]']:.2%}, "
-          f"dissipated {gaps['dissipated_energy [J]']:.2%}")
-    assert gaps["cracked_area_full [m^2]"] <= 0.05
-    assert gaps["dissipated_energy [J]"] <= 0.05
+          f"largest gap to the reference: " +
+          ", ".join(f"{k} {v:.2%}" for k, v in gaps.items()) +
+          f"; to the default K0 run: fully cracked {between['cracked_area_full [m^2]']:.2%}, "
+          f"dissipated {between['dissipated_energy [J]']:.2%}")
+    for key in ("cracked_area [m^2]", "cracked_area_full [m^2]", "dissipated_energy [J]"):
+        assert gaps[key] <= 0.05, key
     assert b > 0
 
 
@@ -219,16 +227,19 @@ def test_faces_of_cracked_grain_boundaries_do_not_set_the_step(repo_root, cache)
     """The step control's dx_max leaves out the Li fraction on both faces of fully cracked
     grain-boundary points inside the core (their transient after a crack completes is not what
     dx_target resolves), and still sees every other grain node: those where a cracked grain
-    boundary meets the core's surface, and those under a debonded shell."""
+    boundary meets the core's surface under a bonded shell, and those under a debonded shell.
+    Where the shell above a cracked face has debonded as well, the face's surface node is left
+    out too (a grain corner cut off on two sides)."""
     p = _problem(repo_root, cache)  # both families
     itf, tr = p.cracks.interfaces, p.transport
     lo = tr.V.dofmap.index_map.local_range[0]
     n_owned = tr.V.dofmap.index_map.size_local
     surface = tr.core_surface_dofs
     assert len(tr.coupling.quiet_face_dofs(surface)) == 0  # nothing cracked yet
-    itf.history.kappa[:] = 10 * max(law.final_opening for law in itf.laws)  # all broken
     gb = itf.point_law == GRAIN_BOUNDARY
     assert gb.any() and not gb.all()
+    broken = 10 * max(law.final_opening for law in itf.laws)
+    itf.history.kappa[gb] = broken  # the grain boundaries crack, the shell holds
 
     def owned(g):
         return set(g[(g >= lo) & (g < lo + n_owned)] - lo)
@@ -246,6 +257,11 @@ def test_faces_of_cracked_grain_boundaries_do_not_set_the_step(repo_root, cache)
         assert tr.dx_max() == pytest.approx(0.01, rel=1e-9)
         tr.c.x.array[node] = x0[node]
     assert tr.dx_max() == 0.0
+    itf.history.kappa[:] = broken  # the shell debonds everywhere
+    assert set(tr.coupling.quiet_face_dofs(surface)) == faces
+    tr.c.x.array[junction[0]] -= 0.3 * c_max  # a corner cut off on two sides: not counted
+    tr.c.x.array[under_shell[0]] -= 0.01 * c_max  # its Li still redistributes: counted
+    assert tr.dx_max() == pytest.approx(0.01, rel=1e-9)
     p.destroy()
 
 

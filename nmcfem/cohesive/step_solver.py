@@ -50,7 +50,13 @@ import dolfinx
 from nmcfem.cohesive.assembly import BulkPlusPairs
 from nmcfem.cohesive.interfaces import CohesiveInterfaces
 from nmcfem.errors import SolverError
-from nmcfem.solvers import owned_rows, prefixed_options, reason_name, rigid_mode_pins
+from nmcfem.solvers import (
+    RigidBodyModes,
+    owned_rows,
+    prefixed_options,
+    reason_name,
+    rigid_mode_pins,
+)
 
 #: doublings (and halvings) of the quasi-Newton step that its line search tries at most
 STEP_LENGTH_TRIALS = 8
@@ -154,12 +160,12 @@ class CohesiveEquilibrium:
         memory, newton, krylov_limit.
     linear_options: PETSc options of the linear solves (KSP and PC, no prefix).
     bcs: Dirichlet conditions (their DOFs keep the values in u), or [].
-    nullspace: rigid-body null space of a free body, removed from the solution, or None.
+    nullspace: rigid-body modes of a free body, removed from the solution, or None.
     """
 
     def __init__(self, K: PETSc.Mat, interfaces: CohesiveInterfaces, settings: Any,
                  linear_options: dict, bcs: list | None = None,
-                 nullspace: PETSc.NullSpace | None = None):
+                 nullspace: RigidBodyModes | None = None):
         self.K, self.interfaces, self.settings = K, interfaces, settings
         self.comm = interfaces.comm
         self.nullspace = nullspace
