@@ -81,8 +81,8 @@ class InterfaceTransport:
         Where such a face meets the core's surface, its node carries the surface's flux and is
         counted, unless every shell/core point on it has debonded too: then it is the corner of
         a grain cut off on two sides, and its relaxation after the last debond set 82 of the 173
-        trial steps of the quick cracking case (124 -> 97 steps; fully cracked area and
-        dissipation 0.02 % / 0.21 % from the reference, 1.7 % / 1.4 % before:
+        trial steps of the quick cracking case (124 -> 96 steps; fully cracked area and
+        dissipation 1.15 % / 0.98 % from the reference, 1.7 % / 1.4 % before:
         docs/cracking_cost_profile.md). Counted always: faces that react (open to the
         electrolyte), and every other node under a debonded shell patch, whose Li the core
         redistributes (leaving those out moved the fully cracked area 2-9 % from the reference).
