@@ -104,8 +104,8 @@ class RigidBodyModes:
     happened to lie in memory): the same run differed in the last bits of its load, and a snap
     amplified that to a few % of the quick cracking case's cracked area (1.4 % and 2.4 % apart
     in repeated runs). The modes now share one block of memory, and :meth:`remove` sums exactly
-    rounded (``math.fsum``), so that a run is bitwise repeatable on a given number of ranks
-    (``tests/test_mechanics.py``).
+    rounded (``math.fsum``): a run on one rank is bitwise repeatable (``tests/test_rigid_modes.py``;
+    on several, MUMPS's distributed factorisation still rounds differently from run to run).
 
     Parameters
     ----------
