@@ -130,10 +130,10 @@ class RigidBodyModes:
         # one block, so that PETSc's dot products see the same memory layout in every run
         self._owned = np.array([b.array[:n] for b in basis])
         self.comm = W.mesh.comm
-        vectors = [PETSc.Vec().createWithArray(row, size=(n, n_global), bsize=bs,
-                                                comm=self.comm) for row in self._owned]
+        self._vectors = [PETSc.Vec().createWithArray(row, size=(n, n_global), bsize=bs,
+                                                     comm=self.comm) for row in self._owned]
         #: the PETSc null space of the same modes
-        self.petsc = PETSc.NullSpace().create(vectors=vectors, comm=self.comm)
+        self.petsc = PETSc.NullSpace().create(vectors=self._vectors, comm=self.comm)
 
     def remove(self, v: PETSc.Vec) -> None:
         """Remove from v (owned entries; collective) its components along the modes."""
@@ -143,8 +143,10 @@ class RigidBodyModes:
             values -= c * mode
 
     def destroy(self) -> None:
-        """Free the PETSc null space."""
+        """Free the PETSc null space and the vectors wrapping the modes."""
         self.petsc.destroy()
+        for vector in self._vectors:
+            vector.destroy()
 
 
 def owned_rows(bcs: list, V: dolfinx.fem.FunctionSpace) -> np.ndarray:
