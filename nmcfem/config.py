@@ -339,9 +339,9 @@ class Passivation:
     rate_constant: float = param(2.5e-21, "m^2/s", "k of the parabolic law at the reference "
                                  "temperature; calibrated to the target of the mutual-modulation "
                                  "issue (a few nm after the first cycle, 15-20 nm after tens of "
-                                 "cycles to 4.3 V): configs/mutual_modulation.yaml spends ~680 s "
-                                 "per cycle above the onset, giving 2.6 nm after cycle 1 and "
-                                 "~18 nm after 46 (sweep it: no measured growth law for NMC811 "
+                                 "cycles to 4.3 V): configs/mutual_modulation.yaml spends ~1130 s "
+                                 "above the onset in cycle 1, giving 2.4 nm after it and "
+                                 "19 nm after 46 (sweep it: no measured growth law for NMC811 "
                                  "is in the source paper)", lo=0)
     onset_voltage: float = param(4.2, "V", "the layer grows where the open-circuit potential of "
                                  "the surface's Li fraction, U(x_s), is at or above this", lo=0,
@@ -368,6 +368,9 @@ class TimeStepping:
     dx_target: float = param(0.02, "-", "target largest change of the grains' Li fraction per "
                              "step (faces of fully cracked grain boundaries inside the core left "
                              "out)", lo=0, lo_open=True, hi=1)
+    current_change_target: float = param(0.1, "-", "target largest relative change of the "
+                                         "current per step in constant-voltage steps, which "
+                                         "end at a current", lo=0, lo_open=True)
     growth: float = param(1.5, "-", "step growth factor after an easy step", lo=1, hi=10)
     cutback: float = param(0.5, "-", "step reduction factor after a failure", lo=0, hi=1,
                            lo_open=True, hi_open=True)

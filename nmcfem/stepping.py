@@ -21,10 +21,11 @@ Event = tuple[str, float, float, float]  # name, value, target, tolerance
 @dataclass
 class StepSizeControl:
     """Step size from transport accuracy: the largest change of the grains' Li fraction per
-    step follows ``dx_target``.
+    step follows ``dx_target``, and in a constant-voltage step the relative change of the
+    current follows ``current_change_target``.
 
     Parameters (``time`` section): dx_target [-], growth [-], cutback [-], dt_min [s],
-    dt_max [s], dt_initial [s].
+    dt_max [s], dt_initial [s], current_change_target [-].
     """
 
     dx_target: float
@@ -33,11 +34,18 @@ class StepSizeControl:
     dt_min: float
     dt_max: float
     dt_initial: float
+    current_change_target: float
 
     @classmethod
     def from_config(cls, ts) -> StepSizeControl:
         """The policy of a ``time`` config section."""
-        return cls(ts.dx_target, ts.growth, ts.cutback, ts.dt_min, ts.dt_max, ts.dt_initial)
+        return cls(ts.dx_target, ts.growth, ts.cutback, ts.dt_min, ts.dt_max, ts.dt_initial,
+                   ts.current_change_target)
+
+    def measure(self, dx_max: float, current_change: float = 0.0) -> float:
+        """A trial step's change in units of x [-]: the larger of dx_max and the relative change
+        of the current scaled so that ``current_change_target`` counts as ``dx_target``."""
+        return max(dx_max, self.dx_target * current_change / self.current_change_target)
 
     def acceptable(self, dx_max: float, dt: float) -> bool:
         """Whether a trial step of length dt (s) that changed x by dx_max may be kept."""

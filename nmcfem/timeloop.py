@@ -81,8 +81,11 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                 # transport first: the step size and events depend on it alone, so trial steps
                 # that are redone never pay for the mechanics
                 info = problem.step(dt_try, mechanics=False)
-                ok = sizes.acceptable(info["dx_max"], dt_try)
-                reason = f"x changed by {info['dx_max']:.3g}, over twice time.dx_target"
+                change = sizes.measure(info["dx_max"], info.get("current_change", 0.0))
+                ok = sizes.acceptable(change, dt_try)
+                reason = (f"x changed by {info['dx_max']:.3g} and the hold's current by "
+                          f"{info.get('current_change', 0.0):.3g}, over twice time.dx_target or "
+                          f"time.current_change_target")
                 if ok and before:
                     events = protocol.events()
                     crossed = locator.crossed(before, events)
@@ -118,7 +121,7 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
         for key in its:
             its[key] += int(info.get(key, 0))
         cracks.accept(steps, info)
-        dt = sizes.next(dt_try, dt, info["dx_max"], shortened or failures > 0)
+        dt = sizes.next(dt_try, dt, change, shortened or failures > 0)
         step_before = (getattr(protocol, "cycle", 1), getattr(protocol, "index", 0))
         stop_reason = protocol.step_done(t, hits, t >= t_final * (1 - END_TOLERANCE))
         if (getattr(protocol, "cycle", 1), getattr(protocol, "index", 0)) != step_before:

@@ -222,7 +222,7 @@ def test_step_size_follows_the_x_change_target_and_events_are_located():
 
 def test_step_size_control_grows_cuts_and_clamps():
     sizes = StepSizeControl(dx_target=0.02, growth=1.5, cutback=0.5, dt_min=1e-3, dt_max=60.0,
-                            dt_initial=1.0)
+                            dt_initial=1.0, current_change_target=0.1)
     assert sizes.next(10.0, 10.0, 0.0, False) == 15.0  # no change: grow by the factor
     assert sizes.next(10.0, 10.0, 0.04, False) == pytest.approx(4.5)  # twice the target
     assert sizes.next(50.0, 50.0, 1e-6, False) == 60.0  # dt_max
@@ -231,6 +231,9 @@ def test_step_size_control_grows_cuts_and_clamps():
     assert sizes.acceptable(0.04, 1.0) and not sizes.acceptable(0.05, 1.0)
     assert sizes.acceptable(0.5, 1e-3)  # dt_min: kept whatever the change
     assert sizes.cut(8.0) == 4.0
+    # a constant-voltage step: the current's relative change counts against its own target
+    assert sizes.measure(0.01, 0.0) == 0.01
+    assert sizes.measure(0.01, 0.2) == pytest.approx(0.04)  # twice current_change_target
 
 
 def test_event_locator_aims_by_secant_within_bounds():

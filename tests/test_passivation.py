@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nmcfem.config import load_config
+from nmcfem.passivation import parabolic_growth
 from nmcfem.physics.electrochemistry import FARADAY
 from nmcfem.runner import run_command
 
@@ -63,3 +64,13 @@ def test_a_thick_layer_slows_the_reaction(tmp_path):
         passed = sum(r["current [A]"] * r["dt [s]"] for r in rows[1:]) / FARADAY
         assert passed == pytest.approx(rows[0]["total_li [mol]"] - rows[-1]["total_li [mol]"],
                                        rel=1e-8)
+
+
+def test_growth_counts_the_part_of_a_step_above_the_onset():
+    h0, k, dt, onset = np.full(5, 2e-9), 1e-21, 100.0, 4.2
+    u_start = np.array([4.3, 4.1, 4.1, 4.3, 4.2])
+    u_end = np.array([4.4, 4.0, 4.3, 4.1, 4.2])
+    h = parabolic_growth(h0, k, dt, u_start, u_end, onset)
+    # above throughout, below throughout, entering half-way, leaving half-way, at the onset
+    fraction = np.array([1.0, 0.0, 0.5, 0.5, 1.0])
+    assert h == pytest.approx(np.sqrt(h0 ** 2 + 2 * k * dt * fraction), rel=1e-12)

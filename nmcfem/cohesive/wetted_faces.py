@@ -21,6 +21,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from nmcfem.cohesive.assembly import gather_blocks
+from nmcfem.passivation import parabolic_growth
 from nmcfem.physics.electrochemistry import FARADAY, Kinetics
 from nmcfem.surface_reaction import MIN_FILM_THICKNESS, film_drop, reaction_flux
 
@@ -85,18 +86,22 @@ class WettedCrackFaces:
 
     # --- the layer -------------------------------------------------------------------------
 
-    def grow(self, c: PETSc.Vec, rate: float, dt: float, onset: float) -> None:
-        """Grow the layers of wetted faces over an accepted step (collective): h^2 += 2 k dt
-        where the open-circuit potential of the face's Li fraction is at or above ``onset``.
+    def grow(self, c_start: PETSc.Vec, c_end: PETSc.Vec, rate: float, dt: float,
+             onset: float) -> None:
+        """Grow the layers of wetted faces over an accepted step (collective): h^2 += 2 k t_on,
+        t_on the part of the step the face's open-circuit potential spent at or above ``onset``
+        (:func:`nmcfem.passivation.parabolic_growth`).
 
         Parameters
         ----------
-        c: the accepted concentration (mol/m^3); rate: k (m^2/s); dt: step (s); onset: U_on (V).
+        c_start, c_end: concentration (mol/m^3) at the start and end of the step; rate: k
+        (m^2/s); dt: step (s); onset: U_on (V).
         """
-        x = self.face_concentrations(c) / self.c_max
-        grows = (self.kinetics.ocp(x) >= onset) & self.wetted()[:, None]
-        h = self.thickness
-        self.thickness = np.where(grows, np.sqrt(h * h + 2.0 * rate * dt), h)
+        ocp = self.kinetics.ocp
+        u_start = ocp(self.face_concentrations(c_start) / self.c_max)
+        u_end = ocp(self.face_concentrations(c_end) / self.c_max)
+        grown = parabolic_growth(self.thickness, rate, dt, u_start, u_end, onset)
+        self.thickness = np.where(self.wetted()[:, None], grown, self.thickness)
 
     def layer_volume(self) -> float:
         """Volume (m^3) of the layers on all faces."""
