@@ -74,3 +74,19 @@ def test_growth_counts_the_part_of_a_step_above_the_onset():
     # above throughout, below throughout, entering half-way, leaving half-way, at the onset
     fraction = np.array([1.0, 0.0, 0.5, 0.5, 1.0])
     assert h == pytest.approx(np.sqrt(h0 ** 2 + 2 * k * dt * fraction), rel=1e-12)
+
+
+def test_a_discharge_through_a_layer_ends_where_its_face_fills_whatever_the_step(tmp_path):
+    # the layer's outer face stops at full: the step must end at its arrival there, not at
+    # whichever later step lands first. Ends measured: 850.1 s / 840.6 s at dt_max 300 / 20 s
+    # (840.0 s at 5 s; the rest is backward Euler's lag at 121-s steps); with the band around
+    # full they were 910.1 / 860.6 s, 5.7 % apart
+    common = ["loading.x_initial=0.5", "passivation.initial_thickness=1e-8",
+              "passivation.onset_voltage=9"]
+    capacity = {}
+    for dt_max in (300, 20):
+        _, rows = _run(tmp_path, f"dt{dt_max}", ["Discharge at 1C until 3.0 V"],
+                       f"time.dt_max={dt_max}", *common)
+        assert rows[-1]["voltage [V]"] > 3.0 + 0.1  # it ended at the full face, not at 3.0 V
+        capacity[dt_max] = rows[-1]["capacity [mAh]"]
+    assert capacity[300] == pytest.approx(capacity[20], rel=0.02)
