@@ -241,6 +241,15 @@ class ExperimentProtocol:
         if self.transport.current < 0:
             self.cycle_discharge -= self.transport.current * dt
 
+    def current_change(self) -> float:
+        """Relative change of the current over the trial step, against the last accepted one, in
+        a constant-voltage step (which ends at a current, so its decay sets the step), else 0.
+        The hold's first step is exempt: the current jumps where a step begins."""
+        last = self.ledger.current
+        if self.step.kind != CV or self.label != (self.index + 1, self.cycle) or last == 0.0:
+            return 0.0
+        return abs(self.transport.current - last) / abs(last)
+
     def row(self) -> dict[str, float]:
         """Series quantities of the last accepted step: voltage, current, capacity, and the
         experiment step and cycle that ran it."""
@@ -254,7 +263,8 @@ class ExperimentProtocol:
         return {"step index": self.index, "cycle": self.cycle, "step_start [s]": self.step_start,
                 "start_mean_x [-]": self.start_mean_x, "hold_start [s]": self.hold_start,
                 "first_discharge [C]": self.first_discharge,
-                "cycle_discharge [C]": self.cycle_discharge, **self.ledger.state()}
+                "cycle_discharge [C]": self.cycle_discharge, "label": list(self.label),
+                **self.ledger.state()}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Adopt a checkpointed state (after the fields)."""
@@ -264,4 +274,5 @@ class ExperimentProtocol:
         self.hold_start = state.get("hold_start [s]")
         self.first_discharge = state.get("first_discharge [C]")
         self.cycle_discharge = float(state.get("cycle_discharge [C]", 0.0))
+        self.label = tuple(state.get("label", self.label))
         self.ledger.restore(state)

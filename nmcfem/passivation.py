@@ -3,8 +3,8 @@
 The thickness h (m) lives on the outer-surface vertices (a P1 field, zero elsewhere, so that
 checkpoints keep it rank-independently). After every accepted step it grows where the surface
 is charged high: h dh/dt = k(T) while U(x_s) >= U_on, i.e. h^2 grows by 2 k t_on, t_on the
-part of the step spent above the onset (:func:`parabolic_growth`) — exact for the parabolic law
-whatever the step. The layer grows on top of the meshed shell. The active
+part of the step spent above the onset (:func:`parabolic_growth`), with the potential linear in
+time over the step. The layer grows on top of the meshed shell. The active
 material it converts is booked as lost sites: c_max per unit volume of layer (mol), so the
 capacity lost is F c_max (int h dA + the layers on wetted crack faces); the transport keeps
 its sites (the lost capacity is booked beside it, not removed from the Li balance). Crack faces
@@ -32,8 +32,8 @@ def parabolic_growth(h: np.ndarray, rate: float, dt: float, u_start: np.ndarray,
     potential linear in time over the step: all of it where U is above the onset at both ends,
     none where below at both, the part beyond the crossing where the step crosses it. Counting
     whole steps by their end state instead made the layer of a 46-cycle run depend on the step
-    size: the 1C charge crosses the onset inside steps of up to 300 s, and one cycle spends only
-    ~680 s above it.
+    size: the 1C charge crosses the onset inside steps of up to 300 s, and the first cycle of
+    configs/mutual_modulation.yaml spends ~1130 s above it.
 
     Parameters
     ----------

@@ -17,7 +17,6 @@ from nmcfem.cohesive.particle import ParticleCracks
 from nmcfem.cohesive.wetted_faces import WettedCrackFaces
 from nmcfem.config import Config
 from nmcfem.diagnostics import Diagnostics
-from nmcfem.experiment import CV
 from nmcfem.experiment_protocol import ExperimentProtocol
 from nmcfem.materials import MaterialFields
 from nmcfem.mechanics import MechanicsProblem
@@ -83,8 +82,6 @@ class ChemoMechanicsProblem:
         self.last: dict[str, Any] = {}
         # energies of the committed state, for the snap flag of the next step
         self._energies = self.diagnostics.energies() if self.cracks is not None else {}
-        self._current_old = 0.0  # A: the current of the last accepted step ...
-        self._current_step = None  # ... and its protocol step (cycle, index)
 
     def _exposed_area(self) -> float:
         """Crack-face area that shares the current (m^2)."""
@@ -117,22 +114,10 @@ class ChemoMechanicsProblem:
         # the step's record exists before the mechanics, which reads dt and adds Newton counts
         self.last = {"ksp_its_diffusion": its_c, "ksp_its_elasticity": 0,
                      "dx_max": self.transport.dx_max(), "dt": dt,
-                     "current_change": self._current_change()}
+                     "current_change": self.protocol.current_change()}
         if mechanics:
             self.solve_mechanics()
         return self.last
-
-    def _current_change(self) -> float:
-        """Relative change of the current over the trial step in a constant-voltage step, else 0:
-        such a step ends at a current, and its decay, not x, is what changes there."""
-        if self.protocol.phase != CV or self._current_old == 0.0 \
-                or self._current_step != self._protocol_step():
-            return 0.0  # not a hold, or its first step: the current jumps where a step begins
-        return abs(self.transport.current - self._current_old) / abs(self._current_old)
-
-    def _protocol_step(self) -> tuple[int, int]:
-        """(cycle, index) of the running protocol step."""
-        return getattr(self.protocol, "cycle", 1), getattr(self.protocol, "index", 0)
 
     def solve_mechanics(self) -> int:
         """Equilibrium of the trial step's Li field; returns (and records) Krylov iterations."""
@@ -149,7 +134,6 @@ class ChemoMechanicsProblem:
         if self.passivation is not None:
             self.passivation.grow(self.last["dt"])
         self.transport.accept()
-        self._current_old, self._current_step = self.transport.current, self._protocol_step()
         self.mechanics.accept()
         if self.cracks is not None:
             if self.cracks.accept():
@@ -187,9 +171,7 @@ class ChemoMechanicsProblem:
         """JSON-able state beside fields and arrays: the protocol's phase and hold start."""
         return {"protocol": self.protocol.state(),
                 "chemical_work [J]": self.mechanics.chemical_work,
-                "last_dt [s]": self.mechanics.last_dt,
-                "last_current [A]": self._current_old,
-                "last_current_step": self._current_step}
+                "last_dt [s]": self.mechanics.last_dt}
 
     def restart_point(self) -> None:
         """A checkpoint of the committed state was written: the continued run forgets what its
@@ -207,9 +189,6 @@ class ChemoMechanicsProblem:
         state = state or {}
         mech.restore(float(state.get("chemical_work [J]", 0.0)),
                      float(state.get("last_dt [s]", 0.0)))
-        self._current_old = float(state.get("last_current [A]", 0.0))
-        step = state.get("last_current_step")
-        self._current_step = tuple(step) if step is not None else None
         if state and "protocol" in state:
             self.protocol.restore(state["protocol"])
         if self.cracks is not None:

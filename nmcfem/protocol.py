@@ -167,6 +167,10 @@ class ChargeProtocol:
         """Book the accepted step of length dt (s)."""
         self.ledger.accept(dt)
 
+    def current_change(self) -> float:
+        """0: no phase of this protocol ends at a current (the step size follows x alone)."""
+        return 0.0
+
     def row(self) -> dict[str, float]:
         """Series quantities of the protocol: voltage, current, capacity, step and cycle."""
         return {**self.ledger.row(), "protocol_step": 1, "cycle": 1}

@@ -83,9 +83,9 @@ def run(problem: Any, cfg: Config, observers: list[Observer] | None = None,
                 info = problem.step(dt_try, mechanics=False)
                 change = sizes.measure(info["dx_max"], info.get("current_change", 0.0))
                 ok = sizes.acceptable(change, dt_try)
-                reason = (f"x changed by {info['dx_max']:.3g} and the hold's current by "
-                          f"{info.get('current_change', 0.0):.3g}, over twice time.dx_target or "
-                          f"time.current_change_target")
+                reason = (f"x changed by {info['dx_max']:.3g} (time.dx_target) and the hold's "
+                          f"current by {info.get('current_change', 0.0):.3g} "
+                          f"(time.current_change_target): over twice a target")
                 if ok and before:
                     events = protocol.events()
                     crossed = locator.crossed(before, events)
