@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nmcfem.atomic import atomic_write_text
-from nmcfem.experiment import CV, Step
+from nmcfem.experiment import CC, CV, Step
 
 CYCLES = "cycles.csv"
 #: series columns of a growing passivation layer, reported at the end of each cycle
@@ -46,6 +46,9 @@ def cycle_table(rows: list[dict[str, Any]], steps: list[Step]) -> list[dict[str,
     steps: the experiment's steps (to know which are holds).
     """
     holds = [s.voltage for s in steps if s.kind == CV]
+    # a charge-only experiment (the default first charge) has no efficiency either, whereas a
+    # discharge step that delivers nothing (Li locked in cut-off grains) has efficiency 0
+    discharges = any(s.kind == CC and s.direction == "discharge" for s in steps)
     top = max(holds) if holds else None
     out = []
     for cycle in sorted({int(r["cycle"]) for r in rows if "cycle" in r}):
@@ -66,7 +69,8 @@ def cycle_table(rows: list[dict[str, Any]], steps: list[Step]) -> list[dict[str,
             "discharge_capacity [mAh]": discharge / C_PER_MAH,
             # a cycle without a real charge (a discharge-only experiment) has no efficiency
             "coulombic_efficiency [-]": discharge / charge
-            if charge > NEGLIGIBLE_CHARGE * discharge else float("nan"),
+            if charge > NEGLIGIBLE_CHARGE * discharge and (discharges or discharge > 0)
+            else float("nan"),
             "charge_energy [mWh]": float(np.sum((voltage * current * dt)[current > 0]))
             / J_PER_MWH,
             "discharge_energy [mWh]": float(np.sum(-(voltage * current * dt)[current < 0]))

@@ -33,6 +33,9 @@ VIEW = np.array([1.0, 0.8, 0.6])  # camera direction: into the removed octant
 def _offscreen() -> Any:
     """PyVista set up for rendering without a display (EGL or OSMesa, as VTK's wheel finds)."""
     os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    if not os.environ.get("DISPLAY"):
+        # VTK's wheel tries X first and prints a warning before falling back to EGL
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     import pyvista as pv
 
     pv.OFF_SCREEN = True

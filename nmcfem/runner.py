@@ -198,6 +198,11 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _efficiency(value: float) -> str:
+    """A coulombic efficiency for the summary: 'n/a' for a cycle without a discharge (NaN)."""
+    return "n/a" if value != value else f"{value:.6f}"
+
+
 def summary_text(summary: dict[str, Any], path: Path) -> str:
     """Short end-of-run report for the terminal."""
     final = summary.get("final", {})
@@ -216,7 +221,7 @@ def summary_text(summary: dict[str, Any], path: Path) -> str:
         for c in (rows if len(rows) <= 4 else [*rows[:2], *rows[-2:]]):
             lines.append(f"    cycle {c['cycle']:>4}  {c['charge_capacity [mAh]']:.4g} / "
                          f"{c['discharge_capacity [mAh]']:.4g}  "
-                         f"{c['coulombic_efficiency [-]']:.6f}")
+                         + _efficiency(c['coulombic_efficiency [-]']))
     lines.append(f"results in {path}/: manifest.json, series.csv, fields/ (*.bp for ParaView, "
                  f"*.h5 for nmcfem.load), analysis_snapshot.npz"
                  + (", cycles.csv, figures/" if "cycles" in summary else "")

@@ -157,6 +157,16 @@ def test_cycle_table_books_capacity_energy_and_holds():
     assert table[1]["time_at_upper_cutoff [s]"] == pytest.approx(30.0)
 
 
+
+def test_a_cycle_without_a_discharge_step_has_no_efficiency_one_that_delivers_nothing_has_zero():
+    rows = [{"cycle": 1, "protocol_step": 1, "dt [s]": 10.0, "current [A]": 1e-9,
+             "voltage [V]": 4.0, "time [s]": 10.0 * (i + 1), "mean_x [-]": 0.5} for i in range(3)]
+    charge_only = cycle_table(rows, parse_steps(["Charge at 1C until 4.3 V"]))
+    assert np.isnan(charge_only[0]["coulombic_efficiency [-]"])
+    with_discharge = cycle_table(rows, parse_steps(["Charge at 1C until 4.3 V",
+                                                    "Discharge at 1C until 3.0 V"]))
+    assert with_discharge[0]["coulombic_efficiency [-]"] == 0.0
+
 # --- the time loop's policies on a cheap fake problem -----------------------------------------
 
 class FakeDecay:
