@@ -114,6 +114,20 @@ def parse_rate(text: str, where: str, raw: Any) -> Rate:
                            f"2 nA or 3 A/m2)")
 
 
+def _rate_before_tail(text: str, where: str, raw: Any) -> Rate:
+    """The rate of 'Charge at <rate> ...' where no 'for'/'until' was found after it: a rate
+    followed by other words is a misspelt tail ('1C untill 4.3 V'), and is reported as such."""
+    words = text.split()
+    for n in range(len(words) - 1, 0, -1):
+        try:
+            parse_rate(" ".join(words[:n]), where, raw)
+        except ConfigError:
+            continue
+        raise _bad(where, raw, f"cannot read '{' '.join(words[n:])}' (expected 'for <duration>' "
+                               f"or 'until <condition>')")
+    return parse_rate(text, where, raw)
+
+
 def _positive(value: float, where: str, raw: Any, what: str) -> float:
     if not value > 0:
         raise _bad(where, raw, f"the {what} must be positive")
@@ -155,7 +169,7 @@ def _split_tail(tail: str, where: str, raw: Any) -> tuple[float | None, tuple[Co
         tail = m.group(2).strip()
         if not tail and re.search(r"until\s*$", raw if isinstance(raw, str) else ""):
             raise _bad(where, raw, "'until' needs a condition")
-    elif tail.startswith("until"):
+    elif re.match(r"until\b", tail):
         tail = tail[len("until"):].strip()
         if not tail:
             raise _bad(where, raw, "'until' needs a condition")
@@ -173,7 +187,7 @@ def parse_string(text: str, where: str = "experiment step") -> Step:
     t = " ".join(text.strip().split())
     low = t.lower()
     if m := re.fullmatch(r"(charge|discharge) at (.+?)((?: for | until | or until ).*)?", low):
-        rate = parse_rate(m.group(2), where, text)
+        rate = _rate_before_tail(m.group(2), where, text)
         duration, until = _split_tail(m.group(3) or "", where, text)
         return _checked(Step(CC, t, direction=m.group(1), rate=rate, duration=duration,
                              until=until), where, text)

@@ -105,9 +105,13 @@ def test_flat_loading_keys_still_mean_a_one_step_protocol(repo):
 
 
 def test_experiment_config_errors_name_the_key_and_the_fix():
-    with pytest.raises(ConfigError, match=r"experiment.steps\[1\] = 'Hold at 4.3 V untill"):
+    with pytest.raises(ConfigError, match=r"experiment.steps\[1\] = 'Hold at 4.3 V untill C/50'"
+                                         r": cannot read 'untill c/50'"):
         C.load_config(None, ["experiment.steps=['Charge at 1C until 4.3 V', "
                              "'Hold at 4.3 V untill C/50']"])
+    # a misspelt tail after a rate is named as such, not read as part of the rate
+    with pytest.raises(ConfigError, match=r"cannot read 'untill 4.3 v'"):
+        C.load_config(None, ["experiment.steps=['Charge at 2 nA untill 4.3 V']"])
     with pytest.raises(ConfigError, match="needs electrochemistry.kinetics: butler-volmer"):
         C.load_config(None, ["electrochemistry.kinetics=uniform"])
     with pytest.raises(ConfigError, match=r"output.at_step_ends\[0\]"):
