@@ -26,7 +26,7 @@ PICTURES = {
 }
 #: clip choices of ``nmcfem plot --clip``: which part of the sphere is cut away
 CLIPS = ("octant", "half", "none")
-WINDOW = (900, 800)  # px
+WINDOW = (1100, 800)  # px: wide enough for the colour bar beside the particle
 VIEW = np.array([1.0, 0.8, 0.6])  # camera direction: into the removed octant
 
 
@@ -73,7 +73,7 @@ def render(state: FieldState, name: str, out: str | Path, interfaces: InterfaceS
     solid = _cut(grid, clip, radius)
     plotter = pv.Plotter(off_screen=True, window_size=WINDOW)
     plotter.set_background("white")
-    bar = {"title": title, "color": "black", "vertical": True, "position_x": 0.84, "width": 0.05,
+    bar = {"title": title, "color": "black", "vertical": True, "position_x": 0.86, "width": 0.04,
            "position_y": 0.1, "height": 0.6, "title_font_size": 14, "label_font_size": 12}
     if name == "interface_damage":
         if interfaces is None:
