@@ -126,6 +126,12 @@ class SurfaceReaction:
         self.V.value = float(self.kinetics.voltage_at_uniform_current(
             float(np.clip(x, 0.0, 1.0)), current / self.area))
 
+    def set_rest(self) -> None:
+        """The potential at which the present surface carries no net current (V): what a
+        resting particle shows, e.g. before its first step (collective)."""
+        self.V.value = float(self.kinetics.ocp(float(np.clip(self.mean_surface_x(), 0.0, 1.0))))
+        self.V_old = self.voltage_for(0.0)
+
     def set_voltage(self, voltage: float) -> None:
         """Constant particle potential ``voltage`` (V); the current follows."""
         self.control = VOLTAGE

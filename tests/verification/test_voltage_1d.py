@@ -157,6 +157,8 @@ def test_voltage_current_and_relaxation_agree_with_the_1d_model(run):
     print(f"hold current 3D/1D - 1: max {rel.max():.4f} over {len(hold)} steps, ends at "
           f"C/{1 / hold[-1, 0]:.1f}")
     assert rel.max() < 0.02 and hold[-1, 0] == pytest.approx(1 / 20, rel=0.03)
+    # before the first step the particle rests at its open-circuit potential
+    assert rows[0]["voltage [V]"] == pytest.approx(float(kin.ocp(X0)), abs=1e-6)
     # after the rest the particle is uniform: V = U(mean x)
     last_rest = [r for r in rows if int(r["protocol_step"]) == 3][-1]
     assert abs(last_rest["voltage [V]"] - kin.ocp(last_rest["mean_x [-]"])) < 1e-3
