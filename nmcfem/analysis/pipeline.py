@@ -59,6 +59,9 @@ def _cracking_history(run_dir: Path, out: Path) -> list[str]:
         out / "cracked_area", "time (s)", "interface area (um^2)")
     files += figures.profiles_plot(
         {"max principal stress in grains": (t, col["max_principal_stress_grains [Pa]"] / 1e6),
+         **({"principal stress exceeded in 1 % of the grains' volume":
+             (t, col["p99_principal_stress_grains [Pa]"] / 1e6)}
+            if "p99_principal_stress_grains [Pa]" in col else {}),
          "max grain-boundary normal traction": (t, col["max_gb_normal_traction [Pa]"] / 1e6)},
         out / "stress_history", "time (s)", "stress (MPa)")
     return files
