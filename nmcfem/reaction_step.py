@@ -39,7 +39,7 @@ def outer_surface_reaction(c: dolfinx.fem.Function, ds: ufl.Measure, tag: int, c
                            film: dolfinx.fem.Function | None, surface_dofs: np.ndarray
                            ) -> SurfaceReaction:
     """The Butler-Volmer reaction of the outer surface, through the passivation layer where it
-    throttles the transport.
+    throttles the transport, at the open-circuit potential of the present surface (collective).
 
     Parameters
     ----------
@@ -60,9 +60,11 @@ def outer_surface_reaction(c: dolfinx.fem.Function, ds: ufl.Measure, tag: int, c
                  "quadrature_points": VERTICES_OF_TRIANGLE,
                  "quadrature_weights": np.full(3, 1.0 / 6.0)} if throttled
                 else {"quadrature_degree": REACTION_QUADRATURE_DEGREE})
-    return SurfaceReaction(c, c_max, ds(tag, metadata=metadata),
-                           Kinetics(ec, c_max, cfg.loading.temperature, table),
-                           (film, cfg.materials.shell.D_L, surface_dofs) if throttled else None)
+    reaction = SurfaceReaction(c, c_max, ds(tag, metadata=metadata),
+                               Kinetics(ec, c_max, cfg.loading.temperature, table),
+                               (film, cfg.materials.shell.D_L, surface_dofs) if throttled else None)
+    reaction.set_rest()  # the series' first row reports the resting particle
+    return reaction
 
 
 class ButlerVolmerStep:

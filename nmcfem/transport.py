@@ -99,7 +99,6 @@ class TransportProblem:
         self.outer_dofs = outer[outer < V.dofmap.index_map.size_local]
         self.reaction = outer_surface_reaction(self.c, self.ds, OUTER_SURFACE, cfg, self.film,
                                                outer)
-        self.reaction.set_rest()  # the series' first row reports the resting particle
         #: Butler-Volmer kinetics of experiment steps: the step is a Newton iteration on c and V
         self.butler_volmer = (cfg.experiment.steps is not None
                               and cfg.electrochemistry.kinetics == "butler-volmer")
