@@ -7,6 +7,7 @@ records the outcome in the run's manifest (``running`` -> ``done``, ``failed`` o
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 import traceback
@@ -200,7 +201,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _efficiency(value: float) -> str:
     """A coulombic efficiency for the summary: 'n/a' for a cycle without a discharge (NaN)."""
-    return "n/a" if value != value else f"{value:.6f}"
+    return "n/a" if math.isnan(value) else f"{value:.6f}"
 
 
 def summary_text(summary: dict[str, Any], path: Path) -> str:

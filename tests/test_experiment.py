@@ -161,7 +161,6 @@ def test_cycle_table_books_capacity_energy_and_holds():
     assert table[1]["time_at_upper_cutoff [s]"] == pytest.approx(30.0)
 
 
-
 def test_a_cycle_without_a_discharge_step_has_no_efficiency_one_that_delivers_nothing_has_zero():
     rows = [{"cycle": 1, "protocol_step": 1, "dt [s]": 10.0, "current [A]": 1e-9,
              "voltage [V]": 4.0, "time [s]": 10.0 * (i + 1), "mean_x [-]": 0.5} for i in range(3)]
