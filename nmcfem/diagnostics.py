@@ -29,12 +29,9 @@ FIELD_UNITS = {"c": "mol/m^3", "x": "-", "u": "m", "stress": "Pa", "von_mises": 
 STRESS_PERCENTILE_FRACTION = 0.01
 
 
-def volume_quantile(values: np.ndarray, volumes: np.ndarray, fraction: float,
-                    comm: MPI.Comm) -> float:
-    """The value exceeded in ``fraction`` of the total volume (same units as ``values``), over
-    the cells of all ranks; NaN where there are none (collective, independent of the ranks)."""
-    values = np.concatenate(comm.allgather(np.asarray(values, dtype=float)))
-    volumes = np.concatenate(comm.allgather(np.asarray(volumes, dtype=float)))
+def volume_quantile(values: np.ndarray, volumes: np.ndarray, fraction: float) -> float:
+    """The value exceeded in ``fraction`` of the total volume of the cells (same units as
+    ``values``; ``volumes`` in m^3, one per value); NaN where there are none."""
     if not len(values):
         return float("nan")
     order = np.lexsort((volumes, values))  # ties broken by volume: the same on any ranks
@@ -81,8 +78,12 @@ class Diagnostics:
         self._interface_x = dolfinx.fem.form(x_under * under)
         self._gb_cells, self._gb_normals = self._bonded_grain_boundaries(domain)
         self.n_gb_facets = self.comm.allreduce(len(self._gb_cells), op=MPI.SUM)
+        # the grains' cell volumes of all ranks, in rank order: the stress quantile of every
+        # row gathers the cell stresses in the same order
         n_cells = mesh.topology.index_map(3).size_local
-        self._cell_volume = tet_volumes(mesh.geometry.x, mesh.geometry.dofmaps[0][:n_cells])
+        self._grains = materials.cell_region[:n_cells] != SHELL
+        volumes = tet_volumes(mesh.geometry.x, mesh.geometry.dofmaps[0][:n_cells])
+        self._grain_volumes = np.concatenate(self.comm.allgather(volumes[self._grains]))
         Q0 = materials.grain_id.function_space
         self._vm = dolfinx.fem.Function(Q0, name="von_mises")
         self._sh = dolfinx.fem.Function(Q0, name="hydrostatic_stress")
@@ -148,7 +149,6 @@ class Diagnostics:
         n_cells = self.mesh.topology.index_map(3).size_local
         sig = self.mechanics.stress.x.array.reshape(-1, 3, 3)[:n_cells]
         principal = np.linalg.eigvalsh(0.5 * (sig + sig.transpose(0, 2, 1)))[:, -1]
-        region = self.materials.cell_region[:n_cells]
         xs = tr.x.x.array[tr.outer_dofs]
         surf = self._sum(dolfinx.fem.assemble_scalar(self._surface_x))
         total = tr.total_li()
@@ -163,11 +163,11 @@ class Diagnostics:
             "surface_x_max [-]": self._max(xs),
             "under_shell_x_mean [-]": under,
             "total_li [mol]": total,
-            "max_principal_stress_grains [Pa]": self._max(principal[region != SHELL]),
+            "max_principal_stress_grains [Pa]": self._max(principal[self._grains]),
             "p99_principal_stress_grains [Pa]": volume_quantile(
-                principal[region != SHELL], self._cell_volume[region != SHELL],
-                STRESS_PERCENTILE_FRACTION, self.comm),
-            "max_principal_stress_shell [Pa]": self._max(principal[region == SHELL]),
+                np.concatenate(self.comm.allgather(principal[self._grains])),
+                self._grain_volumes, STRESS_PERCENTILE_FRACTION),
+            "max_principal_stress_shell [Pa]": self._max(principal[~self._grains]),
             "von_mises_max [Pa]": self._max(_von_mises(sig)),
             "max_gb_normal_traction [Pa]": tn_max,
             "min_gb_normal_traction [Pa]": tn_min,
