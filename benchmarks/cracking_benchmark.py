@@ -8,8 +8,10 @@ Cases (``--cases``, default all):
   shell/core interface), one rank; and the same with grain-boundary cracks only;
 - ``default``: configs/default.yaml (grain-boundary cracks, 1C to 4.3 V, hold to C/50), two ranks;
 - ``schemes``: the quick case to x = 0.85 with the cracking step's iteration restricted to alternate
-  minimisation, to alternate minimisation with L-BFGS memory, and the default (Newton where it
-  lowers the step's energy, quasi-Newton elsewhere): why the default;
+  minimisation, to alternate minimisation with L-BFGS memory, to Newton and quasi-Newton without
+  the steps along negative curvature, and the default (Newton where it lowers the step's energy,
+  downhill along Newton's direction where the energy is concave along it, quasi-Newton
+  elsewhere): why the default;
 - ``mesh``: the default particle at the default interface elements (a fifth of the cohesive
   length) and at 0.6x that size: cracked area and dissipation at mean x = 0.5 and at the end;
 - ``scale``: a 100-grain particle with cracks under the default protocol (1C to 4.3 V, hold to
@@ -41,6 +43,8 @@ SCHEME_TIMEOUT = 900.0
 SCHEMES = {"alternate minimisation": ["solver.interface.newton=false",
                                       "solver.interface.memory=0"],
            "alternate minimisation + L-BFGS": ["solver.interface.newton=false"],
+           "Newton + quasi-Newton, no negative curvature": [
+               "solver.interface.negative_curvature=false"],
            "Newton + quasi-Newton (default)": []}
 
 
@@ -73,7 +77,8 @@ def describe(label: str, r: dict) -> str:
     last = rows[-1]
     total = lambda key: sum(int(float(x.get(key, 0) or 0)) for x in rows)  # noqa: E731
     timings = r["manifest"]["timings [s]"]
-    crack = (f", interface its {total('interface_its')} (Newton {total('newton_its')}), "
+    crack = (f", interface its {total('interface_its')} (Newton {total('newton_its')}, "
+             f"negative curvature {total('curvature_its')}), "
              f"factorisations {total('pc_setups')}, snaps {total('snap')}, fully/partly cracked "
              f"{float(last['cracked_area_full [m^2]']) * 1e12:.2f}/"
              f"{float(last['cracked_area_partial [m^2]']) * 1e12:.2f} um^2, dissipated "

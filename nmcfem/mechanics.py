@@ -132,7 +132,8 @@ class MechanicsProblem:
         if self.equilibrium is not None:
             res = self.equilibrium.solve(self.b, self.u, dt)
             info = {"ksp_its_elasticity": res["krylov_its"], "interface_its": res["interface_its"],
-                    "newton_its": res["newton_its"], "pc_setups": res["pc_setups"]}
+                    "newton_its": res["newton_its"], "curvature_its": res["curvature_its"],
+                    "pc_setups": res["pc_setups"]}
         else:
             info = {"ksp_its_elasticity": self.ksp.solve(self.b, self.u.x.petsc_vec)}
             # Fix the rigid-body part: the displacement orthogonal to all rigid modes.

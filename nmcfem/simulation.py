@@ -65,6 +65,7 @@ class RunRecorder:
         if problem.cracks is not None:
             row.update({"interface_its": info.get("interface_its", 0),
                         "newton_its": info.get("newton_its", 0),
+                        "curvature_its": info.get("curvature_its", 0),
                         "pc_setups": info.get("pc_setups", 0),
                         "snap": int(info.get("snap", False))})
         self.folder.append_row(row)

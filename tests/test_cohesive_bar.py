@@ -25,7 +25,7 @@ E_BLOCK = 1e14  # Pa: stiff blocks, so the opening is the applied displacement
 TN, GC = 200e6, 1.0
 #: the cracking step's iteration, tight; MUMPS factorisations reused by GMRES
 SETTINGS = SimpleNamespace(rtol=1e-10, atol=1e-14, max_iterations=200, memory=5, newton=True,
-                           krylov_limit=20,
+                           negative_curvature=True, krylov_limit=20,
                            solves_per_factorisation=6)
 LINEAR = {"ksp_type": "gmres", "ksp_pc_side": "right", "pc_type": "lu",
           "pc_factor_mat_solver_type": "mumps"}
