@@ -409,6 +409,12 @@ class InterfaceIteration:
                                           "across steps (at ~5 Krylov iterations a solve, about "
                                           "the cost of a factorisation: "
                                           "docs/cracking_cost_profile.md)", lo=1)
+    symmetric_factorisation: bool = param(True, "-", "where the direct path factorises with "
+                                          "MUMPS LU, precondition with an LDL^T factorisation of "
+                                          "the matrix's symmetric part instead (METIS ordering): "
+                                          "as many Krylov iterations, about half the factor "
+                                          "entries (quick_cracks to x = 0.5: the step's linear "
+                                          "algebra 10.7 -> 6 s)")
 
 
 #: PETSc options of a direct solve: MUMPS LU; icntl_24 detects the null pivots of a free body's

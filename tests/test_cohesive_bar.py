@@ -26,7 +26,7 @@ TN, GC = 200e6, 1.0
 #: the cracking step's iteration, tight; MUMPS factorisations reused by GMRES
 SETTINGS = SimpleNamespace(rtol=1e-10, atol=1e-14, max_iterations=200, memory=5, newton=True,
                            negative_curvature=True, krylov_limit=20,
-                           solves_per_factorisation=6)
+                           solves_per_factorisation=6, symmetric_factorisation=True)
 LINEAR = {"ksp_type": "gmres", "ksp_pc_side": "right", "pc_type": "lu",
           "pc_factor_mat_solver_type": "mumps"}
 
@@ -235,4 +235,32 @@ def test_a_reused_factorisation_serves_until_it_is_stale():
     r.axpy(-1.0, b)
     assert r.norm() <= 1e-9 * b.norm()
     lin.destroy()
+    A.destroy()
+
+
+def test_the_symmetric_part_preconditions_a_nonsymmetric_matrix():
+    """With ``symmetric``, a MUMPS LU in the options becomes an LDL^T factorisation of (A +
+    A^T) / 2: GMRES still solves the slightly non-symmetric, indefinite A to the tolerance, in a
+    few iterations, where LU of A needs one."""
+    from nmcfem.cohesive.step_solver import ReusedPreconditioner
+
+    n = 60
+    A = PETSc.Mat().createAIJ([n, n], nnz=3, comm=MPI.COMM_SELF)
+    for i in range(n):  # a 1D Laplacian shifted to be indefinite, made slightly non-symmetric
+        A.setValue(i, i, 2.0 - 0.3)
+        if i:
+            A.setValue(i, i - 1, -1.0 * (1 + 0.01 * np.sin(i)))
+            A.setValue(i - 1, i, -1.0)
+    A.assemble()
+    b, x, r = A.createVecLeft(), A.createVecLeft(), A.createVecLeft()
+    b.setArray(np.cos(np.arange(n)))
+    for symmetric, most in ((False, 1), (True, 6)):
+        lin = ReusedPreconditioner(A, LINEAR, krylov_limit=20, symmetric=symmetric)
+        its = lin.solve(b, x, 1e-10)
+        assert lin.symmetric is symmetric and 1 <= its <= most
+        assert lin.ksp.getPC().getType() == ("cholesky" if symmetric else "lu")
+        A.mult(x, r)
+        r.axpy(-1.0, b)
+        assert r.norm() <= 1e-9 * b.norm()
+        lin.destroy()
     A.destroy()
