@@ -399,8 +399,9 @@ class InterfaceIteration:
     negative_curvature: bool = param(True, "-", "where the energy is concave along Newton's "
                                      "direction (at a saddle before a crack snaps), step downhill "
                                      "along it instead, with a step length that doubles while the "
-                                     "energy falls (quick_cracks to x = 0.5: 542 instead of 688 "
-                                     "iterations: benchmarks/cracking_benchmark.py, schemes)")
+                                     "energy falls (quick_cracks to x = 0.5: 577 instead of 774 "
+                                     "iterations, 13-15 s instead of 22 s: "
+                                     "docs/cracking_cost_profile.md)")
     krylov_limit: int = param(20, "-", "Krylov iterations with a reused preconditioner above which "
                               "it is rebuilt at the current matrix", lo=1)
     solves_per_factorisation: int = param(6, "-", "linear solves after which the next step "
@@ -439,7 +440,8 @@ class Solver:
                                      "favour MUMPS longer: benchmarks/solver_benchmark.py)", lo=0)
     direct: dict = param(_DIRECT, "-", "PETSc PC options of every direct solve (the KSP type is "
                          "set per solve: preonly, or GMRES where a factorisation is reused for "
-                         "a changed matrix)")
+                         "a changed matrix; the cracking step turns MUMPS LU into LDL^T of the "
+                         "symmetric part: solver.interface.symmetric_factorisation)")
     elasticity: dict = param({"ksp_type": "cg", "ksp_rtol": 1e-8, "ksp_atol": 1e-18,
                               "ksp_max_it": 2000, **_AMG}, "-",
                              "PETSc options of the iterative elasticity solve without cracks (CG + "

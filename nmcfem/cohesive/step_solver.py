@@ -20,8 +20,8 @@ energy falls where a point loads. Every iteration lowers E:
   the saddle a cracking front passes before a patch snaps open, towards which Newton converges),
   a step downhill along +-d, its length doubled while E keeps falling: a direction of negative
   curvature in the sense of Moré & Sorensen (Math. Program. 16, 1 (1979)), which crosses the
-  saddle where the quasi-Newton steps below would creep past it (quick_cracks to x = 0.5: 542
-  iterations instead of 688);
+  saddle where the quasi-Newton steps below would creep past it (quick_cracks to x = 0.5: 577
+  iterations instead of 774);
 - otherwise a quasi-Newton (L-BFGS) step on E preconditioned by the secant stiffness, which is
   symmetric positive definite. Without memory this step is alternate minimisation: a linear
   solve at frozen damage, then the damage update (Farrell & Maurini, Int. J. Numer. Meth. Eng.
