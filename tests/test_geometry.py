@@ -80,8 +80,7 @@ def test_default_mesh_is_conformal_and_tagged(default_mesh):
     assert np.any(d.facet_tags == SHELL_CORE) and np.any(d.facet_tags == OUTER_SURFACE)
 
 
-def test_shell_has_the_requested_element_layers(default_mesh):
-    geom, d = default_mesh
+def _assert_shell_layers(geom, d):
     shell_vertices = np.unique(d.tets[d.cell_tags == SHELL])
     r = np.linalg.norm(d.points[shell_vertices], axis=1)
     layers = geom.mesh.shell_layers
@@ -90,7 +89,19 @@ def test_shell_has_the_requested_element_layers(default_mesh):
     nearest = np.abs(r[:, None] - expected[None, :]).argmin(axis=1)
     assert np.max(np.abs(r - expected[nearest])) < 1e-3 * geom.shell_thickness
     assert set(nearest) == set(range(layers + 1))
-    assert layers >= 2
+    shell = tet_volumes(d.points, d.tets)[d.cell_tags == SHELL].sum()
+    R, h = geom.radius, geom.shell_thickness
+    assert shell == pytest.approx(4 / 3 * np.pi * (R ** 3 - (R - h) ** 3), rel=0.02)
+
+
+def test_shell_has_the_requested_element_layers(default_mesh):
+    """The default shell is one layer of prisms; more layers split its thickness evenly."""
+    _assert_shell_layers(*default_mesh)
+    assert default_mesh[0].mesh.shell_layers == 1
+    geom = load_config(None, ["geometry.n_grains=3", "geometry.mesh.shell_layers=3",
+                              "geometry.mesh.boundary_size=1.25e-6",
+                              "geometry.mesh.grain_size=2e-6"]).geometry
+    _assert_shell_layers(geom, build_particle(geom))
 
 
 def test_prism_split_is_conformal():
