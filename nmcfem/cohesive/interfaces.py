@@ -23,7 +23,13 @@ from nmcfem.cohesive.assembly import (
     local_frames,
 )
 from nmcfem.cohesive.history import InterfaceHistory
-from nmcfem.cohesive.law import FULLY_CRACKED, CohesiveLaw, dissipated_energy, evaluate
+from nmcfem.cohesive.law import (
+    FULLY_CRACKED,
+    CohesiveLaw,
+    dissipated_energy,
+    evaluate,
+    stiffness_of,
+)
 
 
 class CohesiveInterfaces:
@@ -51,6 +57,8 @@ class CohesiveInterfaces:
         self.plus_vertex, self.minus_vertex = plus, minus
         self.law_index = np.zeros(k, dtype=int) if law_index is None else np.asarray(law_index)
         self.point_law = np.repeat(self.law_index, 3)
+        #: the points of each law
+        self.law_points = [np.flatnonzero(self.point_law == li) for li in range(len(self.laws))]
         self.area = np.asarray(area, dtype=float)
         self.weight = np.repeat(self.area / 3.0, 3)  # nodal quadrature weight per point (m^2)
         frames = local_frames(np.asarray(normal, dtype=float)) if k else np.zeros((0, 3, 3))
@@ -76,21 +84,22 @@ class CohesiveInterfaces:
         return np.einsum("kij,kj->ki", self.frames, jump)
 
     def evaluate(self, u: PETSc.Vec, dt: float = 0.0) -> dict[str, np.ndarray]:
-        """Openings, tractions, tangents and trial history at every point for displacement u
-        (the history's trial state)."""
+        """Openings, tractions, energies and trial history at every point for displacement u
+        (the history's trial state); the stiffness follows when :meth:`tangent_blocks` asks."""
         h = self.history
         delta = self.openings(u)
         p = len(delta)
-        out = {"delta": delta, "traction": np.zeros((p, 3)), "tangent": np.zeros((p, 3, 3)),
-               "secant": np.zeros((p, 3, 3)), "kappa": h.kappa.copy(),
+        out = {"delta": delta, "traction": np.zeros((p, 3)), "kappa": h.kappa.copy(),
                "damage": h.damage.copy(), "energy": np.zeros(p)}
-        for li, law in enumerate(self.laws):
-            sel = self.point_law == li
-            if not np.any(sel):
+        per_law = []
+        for law, sel in zip(self.laws, self.law_points):
+            if not len(sel):
                 continue
-            res = evaluate(law, delta[sel], h.kappa[sel], h.damage[sel], dt)
-            for key in ("traction", "tangent", "secant", "kappa", "damage", "energy"):
+            res = evaluate(law, delta[sel], h.kappa[sel], h.damage[sel], dt, stiffness=False)
+            for key in ("traction", "kappa", "damage", "energy"):
                 out[key][sel] = res[key]
+            per_law.append((law, sel, res))
+        out["per_law"] = per_law
         h.trial = out
         return out
 
@@ -111,9 +120,16 @@ class CohesiveInterfaces:
         """(p,3,3) interface stiffness blocks (N/m) of this rank's points (``mine``) at the
         last evaluation: the consistent tangent, or the secant stiffness (positive definite),
         rotated to global axes and weighted."""
+        trial = self.history.trial
+        if "tangent" not in trial:  # evaluated for a residual only so far
+            p = len(trial["delta"])
+            trial["tangent"], trial["secant"] = np.zeros((p, 3, 3)), np.zeros((p, 3, 3))
+            for law, sel, res in trial["per_law"]:
+                for key, value in stiffness_of(law, res).items():
+                    trial[key][sel] = value
         m = self.mine
         R = self.frames[m]
-        D = self.history.trial["secant" if secant else "tangent"][m]
+        D = trial["secant" if secant else "tangent"][m]
         return np.matmul(np.matmul(R.transpose(0, 2, 1), D), R) * self.weight[m, None, None]
 
     # --- results of the committed state ----------------------------------------------------

@@ -167,7 +167,8 @@ def damage_of(law: CohesiveLaw, kappa: np.ndarray, shear_share: np.ndarray | Non
 
 
 def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
-             damage_old: np.ndarray | None = None, dt: float = 0.0) -> dict[str, np.ndarray]:
+             damage_old: np.ndarray | None = None, dt: float = 0.0,
+             stiffness: bool = True) -> dict[str, np.ndarray]:
     """Traction (Pa), consistent tangent (Pa/m) and trial history of openings ``delta``.
 
     Parameters
@@ -177,6 +178,9 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
     kappa_old: (k,) committed history (largest effective opening so far), m.
     damage_old: (k,) committed (regularised) damage, needed when law.viscosity > 0.
     dt: time step in s (viscous regularisation).
+    stiffness: also return the tangent and secant stiffness; without, the result keeps what
+        :func:`stiffness_of` needs to add them later (a line search's trial states need
+        tractions and energies only).
 
     Returns traction (k,3), tangent (k,3,3), the secant stiffness (k,3,3; positive definite:
     the tangent at frozen damage), kappa (k,) and damage (k,) of this trial state, and its
@@ -203,7 +207,22 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
     traction = np.empty_like(delta)
     traction[:, 0] = stiff * dn + contact * (delta[:, 0] - dn)
     traction[:, 1:] = (stiff * beta2)[:, None] * delta[:, 1:]
-    # tangent: secant part, plus the softening part on loading (d grows with delta_e)
+    energy = 0.5 * np.einsum("ki,ki->k", traction, delta) + dissipated_energy(law, kappa)
+    out = {"traction": traction, "kappa": kappa, "damage": d, "energy": energy,
+           "_state": (delta, de, dn, dm, dd, loading, stiff)}
+    if stiffness:
+        out.update(stiffness_of(law, out))
+    return out
+
+
+def stiffness_of(law: CohesiveLaw, evaluated: dict) -> dict[str, np.ndarray]:
+    """Consistent tangent and secant stiffness (k,3,3; Pa/m) of a state from :func:`evaluate`:
+    the damaged elastic stiffness, plus on loading points the softening part (d grows with
+    delta_e)."""
+    delta, de, dn, dm, dd, loading, stiff = evaluated["_state"]
+    k0 = law.initial_stiffness
+    beta2 = law.shear_weight ** 2
+    contact = law.contact_factor * k0
     tangent = np.zeros((len(delta), 3, 3))
     tangent[:, 0, 0] = stiff * dm + contact * (1.0 - dm)
     tangent[:, 1, 1] = tangent[:, 2, 2] = stiff * beta2
@@ -214,19 +233,16 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
     near = delta[:, 0] < CONTACT_GUARD * peak_opening(law)
     secant_tangent[:, 0, 0] = np.where(near, np.maximum(secant_tangent[:, 0, 0], contact),
                                        secant_tangent[:, 0, 0])
-    grow = loading & (dd > 0) & (de > 0)
-    if np.any(grow):
-        dir_t = np.zeros_like(delta)  # d(traction)/d(d) = -K0 (<dn>, beta^2 dt)
-        dir_t[:, 0] = dn
-        dir_t[:, 1:] = beta2 * delta[:, 1:]
+    grow = np.flatnonzero(loading & (dd > 0) & (de > 0))
+    if len(grow):
+        dir_t = np.empty((len(grow), 3))  # d(traction)/d(d) = -K0 (<dn>, beta^2 dt)
+        dir_t[:, 0] = dn[grow]
+        dir_t[:, 1:] = beta2 * delta[grow, 1:]
         g = dir_t.copy()  # d(delta_e)/d(delta) = (<dn> <dn>', beta^2 dt) / delta_e
-        g[:, 0] *= dm
-        g = np.divide(g, de[:, None], out=np.zeros_like(g), where=de[:, None] > 0)
-        corr = -(k0 * dd)[:, None, None] * np.einsum("ki,kj->kij", dir_t, g)
-        tangent[grow] += corr[grow]
-    energy = 0.5 * np.einsum("ki,ki->k", traction, delta) + dissipated_energy(law, kappa)
-    return {"traction": traction, "tangent": tangent, "secant": secant_tangent, "kappa": kappa,
-            "damage": d, "energy": energy}
+        g[:, 0] *= dm[grow]
+        g /= de[grow, None]
+        tangent[grow] -= (k0 * dd[grow])[:, None, None] * (dir_t[:, :, None] * g[:, None, :])
+    return {"tangent": tangent, "secant": secant_tangent}
 
 
 def dissipated_energy(law: CohesiveLaw, kappa: np.ndarray) -> np.ndarray:
