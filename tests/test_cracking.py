@@ -148,6 +148,20 @@ def test_snaps_complete_inside_their_step(snapping_run):
         assert nxt["dt [s]"] <= min(t.dt_max, max(t.dt_min, rule)) * (1 + 1e-9)
 
 
+def test_alternate_minimisation_alone_cracks_the_particle(repo_root, cache, tmp_path):
+    """Without Newton steps the cracking step still gets through the quick particle: its
+    equilibrium at zero load (where the energies are ~1e-28 J and the contact smoothing's
+    traction is not quite their gradient: it stalled at 5.6e-12 N there once the shell was one
+    element layer) and its first cracks."""
+    folder = tmp_path / "am"
+    cfg = _config(repo_root, cache, "loading.x_end=0.95", "analysis.enabled=false",
+                  "solver.interface.newton=false", "solver.interface.memory=0")
+    assert run_command(cfg, "quick_cracks", str(folder)) == "done"
+    rows = _series(folder)
+    assert sum(r["newton_its"] for r in rows) == 0
+    assert rows[-1]["cracked_area_full [m^2]"] + rows[-1]["cracked_area_partial [m^2]"] > 0
+
+
 def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, snapping_run,
                                                              tmp_path):
     """Ten times the penalty stiffness K0 gives the fully cracked area (alone and with the

@@ -320,9 +320,14 @@ class CohesiveEquilibrium:
         finally:
             start.destroy()
 
-    def _step_length_search(self, x: PETSc.Vec, energy: float) -> tuple[float, float]:
+    def _step_length_search(self, x: PETSc.Vec, fnorm: float, energy: float
+                            ) -> tuple[float, float]:
         """Move x along the descent direction dx by the step length that lowers E: from 1,
-        doubled while E keeps falling, or halved until it falls; return the new |F| and E."""
+        doubled while E keeps falling, or halved until it falls; return the new |F| and E.
+        The full step is also taken where E does not fall but the residual falls below
+        NEWTON_DECREASE of ``fnorm`` (N): near zero load E is a few 1e-28 J, and the contact
+        smoothing's traction differs there from the gradient of the energy by more than that
+        (the quick cracking particle's first step, at b = 0, stalled in alternate minimisation)."""
         start = x.copy()
 
         def trial(alpha: float) -> tuple[float, float]:
@@ -331,6 +336,9 @@ class CohesiveEquilibrium:
             return self.residual(x)
 
         best, (best_norm, best_energy) = 1.0, trial(1.0)
+        if best_energy >= energy and best_norm < NEWTON_DECREASE * fnorm:
+            start.destroy()
+            return best_norm, best_energy
         last = best  # the step length whose state x, F and the interfaces hold
         factor = 2.0 if best_energy < energy else 0.5
         alpha = best * factor
@@ -388,7 +396,7 @@ class CohesiveEquilibrium:
                 if s.newton and (fnorm < retry_below or wait <= 0):
                     lits += self._newton_direction(rtol)
                     if s.negative_curvature and self._negative_curvature():
-                        fnorm, energy = self._step_length_search(x, energy)
+                        fnorm, energy = self._step_length_search(x, fnorm, energy)
                         curvature_its += 1
                         continue
                     step = self._newton_line_search(x, fnorm, energy)
@@ -399,7 +407,7 @@ class CohesiveEquilibrium:
                     retry_below, wait = NEWTON_RETRY * fnorm, NEWTON_WAIT
                 lits += self._quasi_newton_direction(memory, rtol)
                 g_old, x_old = self.F.copy(), x.copy()
-                fnorm, energy = self._step_length_search(x, energy)
+                fnorm, energy = self._step_length_search(x, fnorm, energy)
                 self._remember(memory, x, x_old, g_old)
         finally:
             x0.destroy()
