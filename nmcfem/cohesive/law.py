@@ -182,8 +182,9 @@ def evaluate(law: CohesiveLaw, delta: np.ndarray, kappa_old: np.ndarray,
         :func:`stiffness_of` needs to add them later (a line search's trial states need
         tractions and energies only).
 
-    Returns traction (k,3), tangent (k,3,3), the secant stiffness (k,3,3; positive definite:
-    the tangent at frozen damage), kappa (k,) and damage (k,) of this trial state, and its
+    Returns traction (k,3), with ``stiffness`` the tangent (k,3,3) and the secant stiffness
+    (k,3,3; positive definite: the tangent at frozen damage), kappa (k,) and damage (k,) of
+    this trial state, the intermediate arrays :func:`stiffness_of` reads ("_state"), and its
     energy per unit area (J/m^2): the stored energy plus the dissipation D(kappa), whose
     derivative in the openings is the traction (the step's energy, rate-independent laws);
     commit ``kappa`` and ``damage`` only after the step converged.
