@@ -407,7 +407,8 @@ class InterfaceIteration:
                                      "iterations, 13-15 s instead of 22 s: "
                                      "docs/cracking_cost_profile.md)")
     krylov_limit: int = param(20, "-", "Krylov iterations with a reused preconditioner above which "
-                              "it is rebuilt at the current matrix", lo=1)
+                              "it is rebuilt at the current matrix (a reused AMG hierarchy gets "
+                              "twice its fresh solve's iterations where that is more)", lo=1)
     solves_per_factorisation: int = param(6, "-", "linear solves after which the next step "
                                           "starts with a new factorisation (or AMG hierarchy) "
                                           "at its first matrix; until then the last one serves "
@@ -457,8 +458,9 @@ class Solver:
     cracking: dict = param({"ksp_type": "gmres", "ksp_pc_side": "right", "ksp_gmres_restart": 100,
                             "ksp_max_it": 1000, **_AMG}, "-",
                            "PETSc options of the iterative linear solves of a cracking step "
-                           "(GMRES + AMG of a recent iteration's matrix; the tolerance is set "
-                           "per solve)")
+                           "(GMRES + AMG of a recent iteration's matrix, with the rigid-body "
+                           "modes as its near-nullspace so that a grain come loose keeps its "
+                           "rigid motions on the coarse levels; the tolerance is set per solve)")
     interface: InterfaceIteration = section(InterfaceIteration)
 
 

@@ -162,6 +162,29 @@ def test_alternate_minimisation_alone_cracks_the_particle(repo_root, cache, tmp_
     assert rows[-1]["cracked_area_full [m^2]"] + rows[-1]["cracked_area_partial [m^2]"] > 0
 
 
+def test_amg_follows_the_snapping_particle(repo_root, cache, snapping_run, tmp_path):
+    """Krylov + AMG instead of the direct factorisations (``solver.linear: iterative``, the
+    path beyond ``solver.direct_max_unknowns``) through the shell's debonding snaps, where
+    shell patches come loose: no solve fails, the cracked area and dissipation follow the
+    direct run's (within the 10 % that two runs through snaps allow, as in the K0 test).
+    (tests/test_cohesive_bar.py checks that the rigid-body modes reach the AMG.)"""
+    folder = tmp_path / "amg"
+    cfg = _config(repo_root, cache, "solver.linear=iterative", "loading.x_end=0.85",
+                  "analysis.enabled=false")
+    assert run_command(cfg, "quick_cracks", str(folder)) == "done"
+    rows = _series(folder)
+    krylov = sum(r["ksp_its_elasticity"] for r in rows)
+    its = sum(r["interface_its"] for r in rows)
+    between = compare_with_reference(rows, _series(snapping_run))
+    print(f"AMG through the snaps: {len(rows) - 1} steps, {its:.0f} interface iterations, "
+          f"{krylov:.0f} Krylov iterations ({krylov / its:.1f} a solve), "
+          f"{sum(r['pc_setups'] for r in rows):.0f} hierarchies; gap to the direct run: " +
+          ", ".join(f"{k} {v:.2%}" for k, v in between.items()))
+    assert rows[-1]["failed_solves"] == 0
+    for key in ("cracked_area_full [m^2]", "dissipated_energy [J]"):
+        assert between[key] <= 0.10, key
+
+
 def test_initial_stiffness_does_not_change_the_cracked_area(repo_root, cache, snapping_run,
                                                              tmp_path):
     """Ten times the penalty stiffness K0 gives the fully cracked area (alone and with the

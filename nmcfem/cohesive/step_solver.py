@@ -32,11 +32,12 @@ energy falls where a point loads. Every iteration lowers E:
 
 The linear solves reuse one preconditioner while it serves: a direct factorisation (or an AMG
 hierarchy) of the matrix of an earlier iteration or step preconditions GMRES on the current
-matrix. It is rebuilt when one solve on it has not converged in ``krylov_limit`` iterations,
-and at the start of a step once it has served ``solves_per_factorisation`` solves: at about
-five Krylov iterations a solve, that many solves cost what a new factorisation does in
-back-substitutions. On the default particle this halves the factorisations of refactorising at
-every step in which damage grew, for the same Krylov iterations (docs/cracking_cost_profile.md).
+matrix. It is rebuilt when one solve on it has not converged in ``krylov_limit`` iterations
+(an AMG hierarchy: in twice its fresh solve's, where that is more), and at the start of a step
+once it has served ``solves_per_factorisation`` solves: at about five Krylov iterations a
+solve, that many solves cost what a new factorisation does in back-substitutions. On the
+default particle this halves the factorisations of refactorising at every step in which damage
+grew, for the same Krylov iterations (docs/cracking_cost_profile.md).
 The rule counts solves, not Krylov iterations, and acts between steps only, so that the
 factorisations fall on the same solves on any number of ranks: round-off can move a Krylov
 count by one, and inside a snap a factorisation one solve earlier or later changes the path.
@@ -81,6 +82,13 @@ NEWTON_DECREASE = 0.5
 #: residual alone, 4 and 8 did not do better)
 NEWTON_RETRY = 0.5
 NEWTON_WAIT = 2
+#: a reused AMG hierarchy is rebuilt once a solve needs more than this many times the Krylov
+#: iterations of its fresh solve (a fresh hierarchy takes ~20-30 where a fresh factorisation
+#: takes one, so ``krylov_limit`` alone rebuilt it for every other solve: quick cracking particle
+#: to x = 0.85 on AMG, 113 -> 35 hierarchies and 9.5 -> 7.7 s; 3 gave 31 and 6.9 s, but on the
+#: default particle at half its element sizes, 2 ranks, 2 and 3 were level with krylov_limit
+#: alone at ~107 s)
+REUSED_AMG_ITERATIONS = 2
 #: MUMPS's ICNTL(7) for METIS ordering: on the quick cracking particle's symmetric factors it
 #: cut factorisations by a third and back-substitutions by a sixth against MUMPS's own choice
 MUMPS_METIS = 5
@@ -89,7 +97,7 @@ MUMPS_METIS = 5
 class ReusedPreconditioner:
     """Krylov solves with the current matrix A, preconditioned by a factorisation (or AMG
     hierarchy) of P, the matrix of an earlier solve. P is refreshed from A, and its
-    preconditioner rebuilt, when a solve on it has not converged in ``krylov_limit`` iterations
+    preconditioner rebuilt, when a solve on it has not converged in ``reuse_limit()`` iterations
     (the solve is then repeated), or before the next solve when marked ``stale``.
 
     With ``symmetric`` and a MUMPS LU in the options, P is the symmetric part (A + A^T) / 2 and
@@ -100,22 +108,34 @@ class ReusedPreconditioner:
     back-substitution where the factors fit the cache (quick cracking particle: 49 -> 34 ms and
     1.9 -> 1.1 ms per Krylov iteration; the default particle's back-substitutions barely gain).
 
+    An AMG hierarchy is built with the rigid-body modes as its near-nullspace: restricted to an
+    aggregate they are its rigid motions, so a grain that has come loose (held only by the
+    residual stiffness of its cracked boundaries) keeps its own rigid motions on the coarse
+    levels instead of defeating the smoother. Default particle at 0.5x its element sizes
+    (37,668 unknowns, 2 ranks, whole run with cracks): 7,516 -> 4,566 Krylov iterations and 115
+    -> 83 hierarchies, 131 -> 106 s, against MUMPS's 140 s (docs/cracking_cost_profile.md).
+
     Parameters
     ----------
     A: the operator (its values change between solves, its pattern does not).
     options: PETSc options of the KSP and its PC (no prefix).
     krylov_limit: Krylov iterations a solve gets on a reused preconditioner.
     symmetric: factorise the symmetric part where the options ask for a MUMPS LU.
+    near_nullspace: the rigid-body modes (for an AMG preconditioner), or None.
     """
 
-    def __init__(self, A: PETSc.Mat, options: dict, krylov_limit: int, symmetric: bool = False):
+    def __init__(self, A: PETSc.Mat, options: dict, krylov_limit: int, symmetric: bool = False,
+                 near_nullspace: PETSc.NullSpace | None = None):
         self.A, self.krylov_limit = A, krylov_limit
         self.served = 0  # solves on the present preconditioner
+        self.fresh_its = 1  # Krylov iterations of the last solve on a fresh preconditioner
         self.symmetric = symmetric and options.get("pc_type") == "lu" and \
             options.get("pc_factor_mat_solver_type") == "mumps"
         if self.symmetric:
             options = {"mat_mumps_icntl_7": MUMPS_METIS, **options, "pc_type": "cholesky"}
         self.P = A.duplicate(copy=True)
+        if near_nullspace is not None:
+            self.P.setNearNullSpace(near_nullspace)
         self.At = None  # A^T, where P is the symmetric part
         self.ksp = PETSc.KSP().create(A.getComm())
         self.ksp.setOptionsPrefix(prefixed_options(self, "cracking", options))
@@ -142,6 +162,12 @@ class ReusedPreconditioner:
         self.setups += 1
         self.served = 0
 
+    def reuse_limit(self) -> int:
+        """Krylov iterations a solve gets on a reused preconditioner: ``krylov_limit``, or
+        REUSED_AMG_ITERATIONS times what the last fresh preconditioner needed where that is
+        more (an AMG hierarchy; a fresh factorisation needs one)."""
+        return max(self.krylov_limit, REUSED_AMG_ITERATIONS * self.fresh_its)
+
     def solve(self, b: PETSc.Vec, x: PETSc.Vec, rtol: float) -> int:
         """Solve A x = b to the relative tolerance rtol from x = 0; return the Krylov
         iterations (summed over a retry with a refreshed preconditioner)."""
@@ -153,13 +179,15 @@ class ReusedPreconditioner:
             x.set(0.0)
             # a reused preconditioner gets krylov_limit iterations, a fresh one the options'
             self.ksp.setTolerances(rtol=rtol,
-                                   max_it=self.max_it if self.fresh else self.krylov_limit)
+                                   max_it=self.max_it if self.fresh else self.reuse_limit())
             t0 = time.perf_counter()
             self.ksp.solve(b, x)
             self.timings["factorisations" if self.fresh else "Krylov iterations"] += \
                 time.perf_counter() - t0
             n = self.ksp.getIterationNumber()
             its += n
+            if self.fresh:
+                self.fresh_its = n
             reason = self.ksp.getConvergedReason()
             if reason > 0:
                 break
@@ -212,8 +240,10 @@ class CohesiveEquilibrium:
         self.operator = BulkPlusPairs(K, interfaces.pu[m], interfaces.mu[m], self.bc_rows)
         self.A = self.operator.A
         self._assemble(secant=True)
+        # AMG's near-nullspace: the free body's rigid-body modes, or a held body's own
+        self._modes = nullspace or RigidBodyModes(interfaces.W)
         self.linear = ReusedPreconditioner(self.A, linear_options, settings.krylov_limit,
-                                           settings.symmetric_factorisation)
+                                           settings.symmetric_factorisation, self._modes.petsc)
         self.b = K.createVecLeft()
         self.F = K.createVecLeft()
         self.dx = K.createVecLeft()
@@ -445,5 +475,7 @@ class CohesiveEquilibrium:
         """Free the PETSc objects."""
         self.linear.destroy()
         self.operator.destroy()
+        if self._modes is not self.nullspace:
+            self._modes.destroy()
         for obj in (self.b, self.F, self.dx, self.Jdx):
             obj.destroy()
