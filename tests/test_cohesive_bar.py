@@ -314,4 +314,5 @@ def test_amg_keeps_a_loose_block_in_its_coarse_space():
     print(f"GMRES + AMG on a loose block: {counts['with']} iterations with the rigid-body "
           f"modes, {counts['without']} without")
     assert counts["with"] < 0.5 * counts["without"]
+    lin.destroy()
     solver.destroy()

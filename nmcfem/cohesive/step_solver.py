@@ -41,6 +41,8 @@ grew, for the same Krylov iterations (docs/cracking_cost_profile.md).
 The rule counts solves, not Krylov iterations, and acts between steps only, so that the
 factorisations fall on the same solves on any number of ranks: round-off can move a Krylov
 count by one, and inside a snap a factorisation one solve earlier or later changes the path.
+(An AMG hierarchy's aggregates follow the partition, so that path depends on the number of
+ranks whatever the rule.)
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ class ReusedPreconditioner:
         its = 0
         while True:
             x.set(0.0)
-            # a reused preconditioner gets krylov_limit iterations, a fresh one the options'
+            # a reused preconditioner gets reuse_limit() iterations, a fresh one the options'
             self.ksp.setTolerances(rtol=rtol,
                                    max_it=self.max_it if self.fresh else self.reuse_limit())
             t0 = time.perf_counter()
