@@ -59,29 +59,37 @@ def two_blocks(nx=2, ny=1):
     return data
 
 
-def pull(law_name, steps, end, comm=MPI.COMM_WORLD, path=None, settings=SETTINGS, linear=LINEAR,
-         **law_options):
-    """Open the bar's interface along a displacement path (m, (n,3) end displacements of the
-    right face; default: a straight pull to ``end`` in ``steps`` steps), with the step solver's
-    ``settings`` and PETSc options ``linear``. Returns the mean normal opening and mean traction
-    (local frame) per step, the interfaces, law and area."""
-    data = two_blocks()
-    law = CohesiveLaw(strength=TN, toughness=GC, law=law_name,
-                      **{"residual": 0.0, **law_options})
+def _eps(w):
+    return ufl.sym(ufl.grad(w))
+
+
+def cut_blocks(data, law, comm):
+    """The blocks' P1 displacement space (m) on the mesh cut along their interface, and the
+    interface's cohesive points with ``law``."""
     cut = split_interfaces(data)
     arrays = SimpleNamespace(points=cut.points, tets=cut.tets, cell_tags=data.cell_tags,
                              facets=np.zeros((0, 3), dtype=np.int64),
                              facet_tags=np.zeros(0, dtype=np.int32))
     mesh, _, _ = create_distributed(arrays if comm.rank == 0 else None, comm)
     V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (3,)))
+    return V, CohesiveInterfaces(V, cut.plus, cut.minus, cut.normal, cut.area, law,
+                                 len(cut.points))
+
+
+def pull(law_name, steps, end, comm=MPI.COMM_WORLD, path=None, settings=SETTINGS, linear=LINEAR,
+         **law_options):
+    """Open the bar's interface along a displacement path (m, (n,3) end displacements of the
+    right face; default: a straight pull to ``end`` in ``steps`` steps), with the step solver's
+    ``settings`` and PETSc options ``linear``. Returns the mean normal opening and mean traction
+    (local frame) per step, the interfaces, law and area."""
+    law = CohesiveLaw(strength=TN, toughness=GC, law=law_name,
+                      **{"residual": 0.0, **law_options})
+    V, interfaces = cut_blocks(two_blocks(), law, comm)
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    eps = lambda w: ufl.sym(ufl.grad(w))  # noqa: E731
-    a = dolfinx.fem.form(E_BLOCK * ufl.inner(eps(u), eps(v)) * ufl.dx)  # nu = 0
-    interfaces = CohesiveInterfaces(V, cut.plus, cut.minus, cut.normal, cut.area, law,
-                                    len(cut.points))
+    a = dolfinx.fem.form(E_BLOCK * ufl.inner(_eps(u), _eps(v)) * ufl.dx)  # nu = 0
     left = dolfinx.fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[0], 0.0))
     right = dolfinx.fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[0], 2 * L))
-    pull_value = dolfinx.fem.Constant(mesh, np.zeros(3))
+    pull_value = dolfinx.fem.Constant(V.mesh, np.zeros(3))
     bcs = [dolfinx.fem.dirichletbc(np.zeros(3), left, V),
            dolfinx.fem.dirichletbc(pull_value, right, V)]
     K = dolfinx.fem.petsc.assemble_matrix(a)
@@ -274,22 +282,13 @@ def test_amg_keeps_a_loose_block_in_its_coarse_space():
     without (blocks of 8 x 4 x 4 cubes, at least three levels forced)."""
     from nmcfem.cohesive.step_solver import ReusedPreconditioner
 
-    data = two_blocks(nx=8, ny=4)
     law = CohesiveLaw(strength=TN, toughness=GC, law="bilinear", residual=1e-6)
-    cut = split_interfaces(data)
-    arrays = SimpleNamespace(points=cut.points, tets=cut.tets, cell_tags=data.cell_tags,
-                             facets=np.zeros((0, 3), dtype=np.int64),
-                             facet_tags=np.zeros(0, dtype=np.int32))
-    mesh, _, _ = create_distributed(arrays, MPI.COMM_SELF)
-    V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (3,)))
+    V, interfaces = cut_blocks(two_blocks(nx=8, ny=4), law, MPI.COMM_SELF)
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    eps = lambda w: ufl.sym(ufl.grad(w))  # noqa: E731
     K = dolfinx.fem.petsc.assemble_matrix(
-        dolfinx.fem.form(1e11 * (ufl.inner(eps(u), eps(v)) + 0.5 * ufl.div(u) * ufl.div(v))
+        dolfinx.fem.form(1e11 * (ufl.inner(_eps(u), _eps(v)) + 0.5 * ufl.div(u) * ufl.div(v))
                          * ufl.dx))
     K.assemble()
-    interfaces = CohesiveInterfaces(V, cut.plus, cut.minus, cut.normal, cut.area, law,
-                                    len(cut.points))
     interfaces.history.kappa[:] = 10 * law.final_opening  # every point broken
     interfaces.history.damage[:] = 1.0
     left = dolfinx.fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[0], 0.0))
