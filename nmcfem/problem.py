@@ -215,7 +215,8 @@ class ChemoMechanicsProblem:
     @property
     def timings(self) -> dict[str, float]:
         """Wall time (s) spent in assembly and in solves over both physics, and within the
-        solves of cracking steps: interface evaluations, factorisations, Krylov iterations."""
+        solves of cracking steps: the whole step solves ("equilibrium") and, within them,
+        interface evaluations, factorisations and Krylov iterations."""
         out = {k: self.transport.timings[k] + self.mechanics.timings[k]
                for k in ("assembly", "solve")}
         eq = self.mechanics.equilibrium

@@ -251,7 +251,7 @@ class CohesiveEquilibrium:
         self.dx = K.createVecLeft()
         self.Jdx = K.createVecLeft()  # J dx, the curvature check's product
         self.dt = 0.0
-        self.timings = {"interface evaluation": 0.0}  # s, besides the linear solves
+        self.timings = {"equilibrium": 0.0, "interface evaluation": 0.0}  # s (all, within)
 
     # --- pieces of an iteration ------------------------------------------------------------
 
@@ -398,10 +398,9 @@ class CohesiveEquilibrium:
         Converged when |F| <= max(atol, rtol max(|b|, |F(start)|)). Returns the iterations,
         the Newton steps among them, Krylov iterations and preconditioner set-ups; raises
         SolverError (u back at its start) when the iteration budget is spent."""
-        s = self.settings
+        s, start = self.settings, time.perf_counter()
         b.copy(self.b)
-        self.dt = dt
-        x = u.x.petsc_vec
+        self.dt, x = dt, u.x.petsc_vec
         x0 = x.copy()
         if self.linear.served >= s.solves_per_factorisation:
             self.linear.stale = True
@@ -446,6 +445,7 @@ class CohesiveEquilibrium:
             for s_, y_, _ in memory:
                 s_.destroy()
                 y_.destroy()
+            self.timings["equilibrium"] += time.perf_counter() - start
         if self.nullspace is not None:
             self.nullspace.remove(x)
         u.x.scatter_forward()
