@@ -445,8 +445,10 @@ class Solver:
                                      "favour MUMPS longer: benchmarks/solver_benchmark.py)", lo=0)
     direct: dict = param(_DIRECT, "-", "PETSc PC options of every direct solve (the KSP type is "
                          "set per solve: preonly, or GMRES where a factorisation is reused for "
-                         "a changed matrix; the cracking step turns MUMPS LU into LDL^T of the "
-                         "symmetric part: solver.interface.symmetric_factorisation)")
+                         "a changed matrix, as in the cracking step and in the Li transport's "
+                         "Newton iterations within a step; the cracking step turns MUMPS LU "
+                         "into LDL^T of the symmetric part: "
+                         "solver.interface.symmetric_factorisation)")
     elasticity: dict = param({"ksp_type": "cg", "ksp_rtol": 1e-8, "ksp_atol": 1e-18,
                               "ksp_max_it": 2000, **_AMG}, "-",
                              "PETSc options of the iterative elasticity solve without cracks (CG + "
