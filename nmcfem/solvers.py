@@ -185,7 +185,7 @@ def owned_rows(bcs: list, V: dolfinx.fem.FunctionSpace) -> np.ndarray:
 #: step's, and the Li transport's Newton iterations within a step, whose matrices differ only
 #: in the linearised surface reaction (GMRES then ends in a few iterations, in one on a fresh
 #: factorisation; default particle, 1 rank: 134 instead of 508 factorisations, the whole run
-#: 9 % faster with cracks and 7 % without). Right-preconditioned, so that GMRES stops on the
+#: ~12 % faster with cracks and without). Right-preconditioned, so that GMRES stops on the
 #: true residual, not on the residual seen through a stale factor; the transport's to 1e-12 of
 #: |b|, a thousandth of the Newton iteration's tolerance on the Li fraction.
 _DIRECT_KSP = {"diffusion": {"ksp_type": "gmres", "ksp_pc_side": "right", "ksp_rtol": 1e-12,
