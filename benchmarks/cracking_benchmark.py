@@ -135,16 +135,18 @@ def on_off(title: str, config: str, extra: list[str], folder: Path, ranks: int,
     # the cracking step solves taken out of the cracked run leave what the coupled physics
     # (its time steps) and start-up cost: no faster cracking solver can go below this ratio
     solves = on["manifest"]["timings [s]"].get("cracking: equilibrium", 0.0)
-    its = sum(int(float(x.get("interface_its", 0) or 0)) for x in on["rows"])
+    its = on["manifest"]["summary"].get("interface_its", 0)
+    per_it = solves / max(its, 1)  # s
     print(f"  cracking step solves {solves:.1f} s, {its} interface iterations at "
-          f"{1e3 * solves / max(its, 1):.1f} ms; the cracked run without them "
+          f"{1e3 * per_it:.1f} ms; the cracked run without them "
           f"{on['wall [s]'] - solves:.1f} s = {(on['wall [s]'] - solves) / off['wall [s]']:.1f}x "
           f"the uncracked run (the floor for any cracking solver)", flush=True)
     budget = TARGET_RATIO * off["wall [s]"] - (on["wall [s]"] - solves)
     if its and budget < solves:
+        left = max(budget, 0.0) / per_it  # interface iterations
         print(f"  {TARGET_RATIO:.0f}x would leave the cracking step solves {max(budget, 0):.1f} s: "
-              f"{max(budget, 0) / (solves / its):.0f} interface iterations at their present "
-              f"cost, {max(budget, 0) / (solves / its) / steps[0]:.1f} a step", flush=True)
+              f"{left:.0f} interface iterations at their present cost, {left / steps[0]:.1f} a "
+              f"step", flush=True)
 
 
 def min_max(runs: list[dict]) -> str:

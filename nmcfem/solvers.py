@@ -76,7 +76,6 @@ class LinearSolver:
         if self.krylov:
             self.ksp.setInitialGuessNonzero(True)
         self.reusing = False  # whether the preconditioner is one of an earlier operator
-        self._guess: PETSc.Vec | None = None  # the initial guess, kept for a repeated solve
 
     def set_operator(self, A: PETSc.Mat, reuse: bool = False) -> None:
         """Use a new (re-assembled) operator from the next solve on. With ``reuse`` (and a
@@ -89,17 +88,13 @@ class LinearSolver:
 
     def solve(self, b: PETSc.Vec, x: PETSc.Vec) -> int:
         """Solve A x = b; return the iteration count or raise :class:`SolverError`."""
-        if self.reusing:
-            if self._guess is None:
-                self._guess = x.duplicate()
-            x.copy(self._guess)
         self.ksp.solve(b, x)
         reason = self.ksp.getConvergedReason()
         its = self.ksp.getIterationNumber()
         if reason < 0 and self.reusing:
             self.reusing = False
             self.ksp.getPC().setReusePreconditioner(False)
-            self._guess.copy(x)
+            x.set(0.0)  # a fresh factorisation needs no guess (and the failed iterate may be nan)
             self.ksp.solve(b, x)
             reason = self.ksp.getConvergedReason()
             its += self.ksp.getIterationNumber()
@@ -112,8 +107,6 @@ class LinearSolver:
     def destroy(self) -> None:
         """Free the PETSc objects."""
         self.ksp.destroy()
-        if self._guess is not None:
-            self._guess.destroy()
 
 
 class RigidBodyModes:
